@@ -1,0 +1,45 @@
+# One Makefile whose targets CI calls. Every target creates or refreshes .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE ?= 1
+export SEGLENS_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: venv run test test-fast lint bench browser-deps clean
+
+venv: $(STAMP)
+
+# The constraints file pins the CPU torch wheel on this machine; pyproject.toml stays open so
+# users with CUDA keep their own torch.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[server,dev]'
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright's own browser download does not work here).
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
+
+run: venv
+	$(BIN)/seglens serve --profile $${SEGLENS_PROFILE:-tiny}
+
+test: venv browser-deps
+	$(BIN)/python -m pytest -q
+
+test-fast: venv
+	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+lint: venv
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Pure logic of SegLens: numpy and PIL only, no torch, no web framework, no ORM."""

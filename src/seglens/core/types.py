@@ -1,0 +1,246 @@
+"""The typed objects that cross every module boundary.
+
+One type per concept: `Regions` (candidate regions of one image), `Match` (a region that
+answers a keyword), `QueryResult` (everything one query returns), `GenerationParams` and
+`QueryParams` (the knobs). Units and formats live in the names: `boxes_xyxy` are pixel
+boxes ``[x0, y0, x1, y1)`` with exclusive right/bottom edges (so ``x1 - x0`` is the COCO
+width), `*_ms` are milliseconds, `rles` are COCO compressed RLE dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
+
+import numpy as np
+
+__all__ = [
+    "CocoRle",
+    "GenerationParams",
+    "ImageInfo",
+    "Match",
+    "MatchMode",
+    "PromptResult",
+    "Query",
+    "QueryParams",
+    "QueryResult",
+    "RegionScores",
+    "Regions",
+]
+
+MatchMode = Literal["any", "all"]
+
+
+class CocoRle(TypedDict):
+    """COCO compressed run-length encoding: ``size`` is ``[height, width]``, ``counts`` the
+    pycocotools string (column-major runs)."""
+
+    size: list[int]
+    counts: str
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """A decoded image. `sha256` hashes the oriented RGB pixels (plus shape), so the same
+    picture saved as PNG or as a lossless WebP shares its cache entries."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str | None = None
+    bytes: int | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Automatic mask generation settings (the expensive stage; part of the cache key).
+
+    Defaults follow Segment Anything's automatic mask generator, except that generation-time
+    NMS is loose (`box_nms_thresh` 0.9 instead of 0.7): near-duplicates go, but overlapping
+    alternatives stay so that the query-time merging threshold can decide.
+    """
+
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
+    mask_threshold: float = 0.0
+    box_nms_thresh: float = 0.9
+    min_region_area: int = 100
+    crop_n_layers: int = 0
+    crop_overlap_ratio: float = 512 / 1500
+    crop_n_points_downscale_factor: int = 1
+
+    def __post_init__(self) -> None:
+        checks = [
+            (1 <= self.points_per_side <= 128, "points_per_side must be in 1..128"),
+            (1 <= self.points_per_batch <= 4096, "points_per_batch must be in 1..4096"),
+            (-1.0 <= self.pred_iou_thresh <= 1.0, "pred_iou_thresh must be in [-1, 1]"),
+            (0.0 <= self.stability_score_thresh <= 1.0, "stability_score_thresh must be in [0, 1]"),
+            (0.0 < self.box_nms_thresh <= 1.0, "box_nms_thresh must be in (0, 1]"),
+            (self.min_region_area >= 0, "min_region_area must be >= 0"),
+            (0 <= self.crop_n_layers <= 3, "crop_n_layers must be in 0..3"),
+            (0.0 <= self.crop_overlap_ratio < 1.0, "crop_overlap_ratio must be in [0, 1)"),
+            (self.crop_n_points_downscale_factor >= 1, "crop_n_points_downscale_factor >= 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def cache_fields(self) -> dict[str, float | int]:
+        """Fields that change the regions (`points_per_batch` only changes speed)."""
+        fields = dict(self.__dict__)
+        fields.pop("points_per_batch")
+        return fields
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Candidate regions of one image as parallel arrays of length N.
+
+    - `rles`: N COCO RLEs of size ``image_size_hw``
+    - `boxes_xyxy`: (N, 4) float32, exclusive right/bottom
+    - `areas`: (N,) int64 pixel counts
+    - `predicted_iou`, `stability`: (N,) float32 model quality estimates
+    - `points_xy`: (N, 2) float32 image coordinates of the prompt point that produced each region
+    """
+
+    image_size_hw: tuple[int, int]
+    rles: tuple[CocoRle, ...]
+    boxes_xyxy: np.ndarray
+    areas: np.ndarray
+    predicted_iou: np.ndarray
+    stability: np.ndarray
+    points_xy: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.rles)
+        for name in ("boxes_xyxy", "areas", "predicted_iou", "stability", "points_xy"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"Regions.{name} has {len(getattr(self, name))} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.rles)
+
+    @classmethod
+    def empty(cls, image_size_hw: tuple[int, int]) -> Regions:
+        return cls(
+            image_size_hw=image_size_hw,
+            rles=(),
+            boxes_xyxy=np.zeros((0, 4), np.float32),
+            areas=np.zeros((0,), np.int64),
+            predicted_iou=np.zeros((0,), np.float32),
+            stability=np.zeros((0,), np.float32),
+            points_xy=np.zeros((0, 2), np.float32),
+        )
+
+    def select(self, indices: np.ndarray | list[int]) -> Regions:
+        idx = np.asarray(indices, dtype=np.int64)
+        return Regions(
+            image_size_hw=self.image_size_hw,
+            rles=tuple(self.rles[i] for i in idx),
+            boxes_xyxy=self.boxes_xyxy[idx],
+            areas=self.areas[idx],
+            predicted_iou=self.predicted_iou[idx],
+            stability=self.stability[idx],
+            points_xy=self.points_xy[idx],
+        )
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed keyword query: `keywords` to find, `exclusions` written ``-word``."""
+
+    keywords: tuple[str, ...]
+    exclusions: tuple[str, ...] = ()
+    raw: str = ""
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    """Query-time knobs; none of them re-runs a model on pixels.
+
+    - `threshold`: minimum keyword probability in [0, 1] for a region to match
+    - `merge_threshold`: mask IoU in [0, 1] above which overlapping matches of one keyword
+      are merged (1.0 merges nothing, lower merges more)
+    - `mode`: ``any`` keeps every region matching any keyword; ``all`` matches the image
+      only if every keyword matches somewhere
+    - `merge_strategy`: ``nms`` keeps the best of overlapping matches, ``union`` fuses them
+    """
+
+    threshold: float = 0.5
+    merge_threshold: float = 0.7
+    mode: MatchMode = "any"
+    merge_strategy: Literal["nms", "union"] = "nms"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
+        if not 0.0 <= self.merge_threshold <= 1.0:
+            raise ValueError(f"merge_threshold must be in [0, 1], got {self.merge_threshold}")
+        if self.mode not in ("any", "all"):
+            raise ValueError(f"mode must be 'any' or 'all', got {self.mode!r}")
+        if self.merge_strategy not in ("nms", "union"):
+            raise ValueError(f"merge_strategy must be 'nms' or 'union', got {self.merge_strategy!r}")
+
+
+@dataclass(frozen=True)
+class RegionScores:
+    """Per-region scores against the query's classes.
+
+    `classes` lists keywords, then exclusions, then background prompts. `probabilities`
+    (N, C) float32 rows sum to 1 for softmax embedders (independent sigmoids otherwise);
+    `cosines` (N, C) float32 raw cosine similarities.
+    """
+
+    classes: tuple[str, ...]
+    num_keywords: int
+    num_exclusions: int
+    probabilities: np.ndarray
+    cosines: np.ndarray
+
+
+@dataclass(frozen=True)
+class Match:
+    """One highlighted region: `score` is the keyword probability in [0, 1], `cosine` the raw
+    similarity. `region_indices` lists the candidate regions it stands for (several after a
+    union merge)."""
+
+    keyword: str
+    score: float
+    cosine: float
+    rle: CocoRle
+    bbox_xyxy: tuple[float, float, float, float]
+    area: int
+    region_indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """What one query over one image returns."""
+
+    query: Query
+    params: QueryParams
+    image_size_hw: tuple[int, int]
+    num_regions: int
+    matches: tuple[Match, ...]
+    image_matched: bool
+    missing_keywords: tuple[str, ...] = ()
+    excluded_by: tuple[str, ...] = ()
+    best_scores: dict[str, float] = field(default_factory=dict)
+    elapsed_ms: float = 0.0
+
+    def keywords_found(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.keyword for m in self.matches))
+
+
+@dataclass(frozen=True)
+class PromptResult:
+    """A mask refined from click or box prompts; `score` is the model's predicted IoU."""
+
+    rle: CocoRle
+    score: float
+    bbox_xyxy: tuple[float, float, float, float]
+    area: int

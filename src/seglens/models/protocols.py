@@ -1,0 +1,87 @@
+"""The two model seams: a region proposer (SAM family) and an image-text embedder (CLIP
+family). Everything above `models/` sees only these protocols, so unit tests plug in fakes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from seglens.core.types import GenerationParams, PromptResult, Regions
+
+__all__ = ["ImageEmbedding", "ImageTextEmbedder", "Proposal", "RegionProposer"]
+
+
+@dataclass
+class ImageEmbedding:
+    """An image encoded once by a proposer, prompted many times. `payload` is backend-owned
+    (tensors); `arrays()` and `from_arrays()` on the proposer turn it into numpy for the
+    disk cache."""
+
+    model_id: str
+    image_size_hw: tuple[int, int]
+    payload: Any
+
+
+@dataclass
+class Proposal:
+    """Output of automatic mask generation with per-stage timings in ms
+    (``preprocess``, ``image_encoder``, ``mask_decoder``, ``postprocess``)."""
+
+    regions: Regions
+    embedding: ImageEmbedding | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class RegionProposer(Protocol):
+    """SAM-family model: cuts an image into candidate regions and answers prompts.
+
+    Images are (H, W, 3) uint8 RGB arrays. Point coordinates are image pixels (x, y).
+    """
+
+    model_id: str
+    meaningless: bool
+
+    def propose(self, image: np.ndarray, params: GenerationParams) -> Proposal: ...
+
+    def encode(self, image: np.ndarray) -> ImageEmbedding: ...
+
+    def prompt(
+        self,
+        embedding: ImageEmbedding,
+        points_xy: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box_xyxy: np.ndarray | None = None,
+    ) -> PromptResult: ...
+
+    def embedding_to_arrays(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]: ...
+
+    def embedding_from_arrays(
+        self, arrays: dict[str, np.ndarray], image_size_hw: tuple[int, int]
+    ) -> ImageEmbedding: ...
+
+
+@runtime_checkable
+class ImageTextEmbedder(Protocol):
+    """CLIP-family model mapping image crops and texts into one space.
+
+    - `embed_images(crops)`: crops are (h, w, 3) uint8 RGB arrays, already masked and padded
+      square; returns (N, D) float32 rows of unit L2 norm.
+    - `embed_texts(texts)`: returns (N, D) float32 rows of unit L2 norm.
+    - `score_kind`: ``softmax`` (CLIP: probabilities from a softmax over the classes with
+      `logit_scale`) or ``sigmoid`` (SigLIP: independent ``sigmoid(scale * cos + bias)``).
+    """
+
+    model_id: str
+    meaningless: bool
+    logit_scale: float
+    logit_bias: float
+    score_kind: Literal["softmax", "sigmoid"]
+    language: str
+
+    def embed_images(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
