@@ -72,13 +72,30 @@ def tiny_sam_dir(tmp_path_factory):
 @pytest.mark.parametrize(
     "params",
     [
-        GenerationParams(points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                         min_region_area=0, box_nms_thresh=1.0),
+        GenerationParams(
+            points_per_side=8,
+            pred_iou_thresh=0.0,
+            stability_score_thresh=0.0,
+            min_region_area=0,
+            box_nms_thresh=1.0,
+        ),
         # Random weights predict IoUs near 0: a threshold of 0.0005 keeps about half.
-        GenerationParams(points_per_side=6, points_per_batch=16, pred_iou_thresh=0.0005,
-                         stability_score_thresh=0.0, min_region_area=0, box_nms_thresh=1.0),
-        GenerationParams(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0,
-                         min_region_area=0, box_nms_thresh=1.0, crop_n_layers=1),
+        GenerationParams(
+            points_per_side=6,
+            points_per_batch=16,
+            pred_iou_thresh=0.0005,
+            stability_score_thresh=0.0,
+            min_region_area=0,
+            box_nms_thresh=1.0,
+        ),
+        GenerationParams(
+            points_per_side=4,
+            pred_iou_thresh=0.0,
+            stability_score_thresh=0.0,
+            min_region_area=0,
+            box_nms_thresh=1.0,
+            crop_n_layers=1,
+        ),
     ],
     ids=["grid8", "iou-filter", "crop-layer"],
 )

@@ -33,8 +33,8 @@ def crop_boxes_xyxy(
     for i_layer in range(n_layers):
         n_per_side = 2 ** (i_layer + 1)
         overlap = int(overlap_ratio * short_side * (2 / n_per_side))
-        crop_w = int(math.ceil((overlap * (n_per_side - 1) + width) / n_per_side))
-        crop_h = int(math.ceil((overlap * (n_per_side - 1) + height) / n_per_side))
+        crop_w = math.ceil((overlap * (n_per_side - 1) + width) / n_per_side)
+        crop_h = math.ceil((overlap * (n_per_side - 1) + height) / n_per_side)
         x0s = [int((crop_w - overlap) * i) for i in range(n_per_side)]
         y0s = [int((crop_h - overlap) * i) for i in range(n_per_side)]
         for x0 in x0s:

@@ -48,7 +48,7 @@ def _boxes_inclusive(masks: Any) -> Any:
     zeros for an empty mask."""
     import torch
 
-    k, h, w = masks.shape
+    _k, h, w = masks.shape
     rows = masks.any(dim=2)
     cols = masks.any(dim=1)
     ar_h = torch.arange(h, device=masks.device)
@@ -63,7 +63,9 @@ def _boxes_inclusive(masks: Any) -> Any:
     return boxes
 
 
-def _near_crop_edge(boxes: np.ndarray, crop: tuple[int, int, int, int], image_hw: tuple[int, int]) -> np.ndarray:
+def _near_crop_edge(
+    boxes: np.ndarray, crop: tuple[int, int, int, int], image_hw: tuple[int, int]
+) -> np.ndarray:
     """Boxes (crop-relative, inclusive) touching a crop edge that is not an image edge."""
     x0, y0, _, _ = crop
     shifted = boxes.astype(np.float32) + np.asarray([x0, y0, x0, y0], np.float32)
@@ -130,8 +132,15 @@ def generate_regions(backend: SamBackend, image: np.ndarray, params: GenerationP
 
             tick = time.perf_counter()
             _filter_batch(
-                backend, params, low_res, iou, points_px[start : start + len(batch)],
-                crop, image_hw, prepared, collected,
+                backend,
+                params,
+                low_res,
+                iou,
+                points_px[start : start + len(batch)],
+                crop,
+                image_hw,
+                prepared,
+                collected,
             )
             timings["postprocess"] += (time.perf_counter() - tick) * 1000
 
@@ -166,7 +175,9 @@ def _filter_batch(
     low_res, iou, point_index = low_res[keep], iou[keep], point_index[keep.cpu()]
 
     for start in range(0, len(iou), _UPSCALE_CHUNK):
-        logits = backend.upscale(low_res[start : start + _UPSCALE_CHUNK], prepared.original_hw, prepared.reshaped_hw)
+        logits = backend.upscale(
+            low_res[start : start + _UPSCALE_CHUNK], prepared.original_hw, prepared.reshaped_hw
+        )
         chunk_iou = iou[start : start + _UPSCALE_CHUNK]
         chunk_points = point_index[start : start + _UPSCALE_CHUNK]
         stability = _stability(logits, params.mask_threshold, params.stability_score_offset)
@@ -197,7 +208,9 @@ def _filter_batch(
         out.boxes.append(boxes[final] + shift)
         out.iou.append(chunk_iou[keep].cpu().numpy()[final].astype(np.float32))
         out.stability.append(stability[keep].cpu().numpy()[final].astype(np.float32))
-        out.points.append(points_px[chunk_points[keep.cpu()].numpy()[final]] + np.asarray([x0, y0], np.float32))
+        out.points.append(
+            points_px[chunk_points[keep.cpu()].numpy()[final]] + np.asarray([x0, y0], np.float32)
+        )
 
 
 def _assemble(collected: _Collected, image_hw: tuple[int, int], params: GenerationParams) -> Regions:

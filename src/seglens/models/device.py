@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DeviceConfig", "select_device"]
+__all__ = ["DeviceConfig", "quiet_transformers", "select_device"]
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-           "bfloat16": "bfloat16", "bf16": "bfloat16"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
 
 
 @dataclass(frozen=True)
@@ -52,3 +58,12 @@ def select_device(device: str | None = None, dtype: str | None = None) -> Device
     if chosen not in _DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, float16 or bfloat16")
     return DeviceConfig(device=wanted, dtype=_DTYPES[chosen])
+
+
+def quiet_transformers() -> None:
+    """Silence transformers' per-load progress bars and info logs; SegLens reports its own
+    progress."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

@@ -81,12 +81,18 @@ class SamBackend:
             inputs = self.processor(images=image, return_tensors="pt")
             pixel_values = inputs["pixel_values"]
             reshaped = inputs.get("reshaped_input_sizes")
-            reshaped_hw = tuple(int(v) for v in reshaped[0]) if reshaped is not None else self.reshaped_size(original_hw)
+            reshaped_hw = (
+                tuple(int(v) for v in reshaped[0])
+                if reshaped is not None
+                else self.reshaped_size(original_hw)
+            )
         else:
             from PIL import Image
 
             reshaped_hw = self.reshaped_size(original_hw)
-            resized = Image.fromarray(image).resize((reshaped_hw[1], reshaped_hw[0]), Image.Resampling.BILINEAR)
+            resized = Image.fromarray(image).resize(
+                (reshaped_hw[1], reshaped_hw[0]), Image.Resampling.BILINEAR
+            )
             array = (np.asarray(resized, np.float32) / 255.0 - self.mean) / self.std
             canvas = np.zeros((self.pad_size, self.pad_size, 3), np.float32)
             canvas[: reshaped_hw[0], : reshaped_hw[1]] = array
@@ -94,7 +100,9 @@ class SamBackend:
         pixel_values = pixel_values.to(self.device.device, self.device.torch_dtype())
         return Prepared(pixel_values, original_hw, (int(reshaped_hw[0]), int(reshaped_hw[1])))
 
-    def to_input_coords(self, xy: np.ndarray, original_hw: tuple[int, int], reshaped_hw: tuple[int, int]) -> np.ndarray:
+    def to_input_coords(
+        self, xy: np.ndarray, original_hw: tuple[int, int], reshaped_hw: tuple[int, int]
+    ) -> np.ndarray:
         """Image pixel (x, y) → the model's input frame."""
         out = np.asarray(xy, np.float32).copy()
         out[..., 0] *= reshaped_hw[1] / original_hw[1]
@@ -216,12 +224,16 @@ class SamBackend:
         )
         return arrays
 
-    def embedding_from_arrays(self, arrays: dict[str, np.ndarray], image_size_hw: tuple[int, int]) -> ImageEmbedding:
+    def embedding_from_arrays(
+        self, arrays: dict[str, np.ndarray], image_size_hw: tuple[int, int]
+    ) -> ImageEmbedding:
         import torch
 
         kind = int(arrays["kind"])
         keys = sorted((k for k in arrays if k.startswith("t")), key=lambda k: int(k[1:]))
-        tensors = [torch.from_numpy(arrays[k]).to(self.device.device, self.device.torch_dtype()) for k in keys]
+        tensors = [
+            torch.from_numpy(arrays[k]).to(self.device.device, self.device.torch_dtype()) for k in keys
+        ]
         payload: Any = tensors[0] if kind == 0 else (tensors if kind == 1 else tuple(tensors))
         reshaped_hw = tuple(int(v) for v in arrays["reshaped_hw"])
         return ImageEmbedding(self.model_id, image_size_hw, (payload, reshaped_hw))
@@ -232,7 +244,9 @@ def _processor_config(path: Path) -> dict[str, Any]:
     return json.loads(config_file.read_text()) if config_file.exists() else {}
 
 
-def _load(path: Path, device: DeviceConfig, family: str, model_id: str | None, meaningless: bool) -> SamBackend:
+def _load(
+    path: Path, device: DeviceConfig, family: str, model_id: str | None, meaningless: bool
+) -> SamBackend:
     from transformers import AutoImageProcessor, AutoModel
 
     started = time.perf_counter()
@@ -246,18 +260,24 @@ def _load(path: Path, device: DeviceConfig, family: str, model_id: str | None, m
         # SAM 2's image processor needs torchvision; the numpy path in `prepare` does the
         # same resize and normalisation from the checkpoint's preprocessor_config.json.
         processor = None
-    backend = SamBackend(model, processor, processor_config, family, device, model_id or path.name, meaningless)
+    backend = SamBackend(
+        model, processor, processor_config, family, device, model_id or path.name, meaningless
+    )
     backend.load_seconds = time.perf_counter() - started  # type: ignore[attr-defined]
     return backend
 
 
-def load_sam(path: Path, device: DeviceConfig, *, model_id: str | None = None, meaningless: bool = False) -> SamBackend:
+def load_sam(
+    path: Path, device: DeviceConfig, *, model_id: str | None = None, meaningless: bool = False
+) -> SamBackend:
     """Load SAM or SAM-HQ from a directory of `from_pretrained` files."""
     model_type = json.loads((path / "config.json").read_text()).get("model_type", "sam")
     family = "sam-hq" if model_type == "sam_hq" else "sam"
     return _load(path, device, family, model_id, meaningless)
 
 
-def load_sam2(path: Path, device: DeviceConfig, *, model_id: str | None = None, meaningless: bool = False) -> SamBackend:
+def load_sam2(
+    path: Path, device: DeviceConfig, *, model_id: str | None = None, meaningless: bool = False
+) -> SamBackend:
     """Load SAM 2 / 2.1 from a directory of `from_pretrained` files."""
     return _load(path, device, "sam2", model_id, meaningless)

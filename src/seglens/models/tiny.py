@@ -80,14 +80,19 @@ def build_tiny_sam(path: Path) -> None:
 
     _seeded()
     vision = SamVisionConfig(
-        hidden_size=32, output_channels=32, num_hidden_layers=2, num_attention_heads=2,
-        image_size=256, patch_size=16, window_size=4, global_attn_indexes=[1],
-        num_pos_feats=16, mlp_dim=64,
+        hidden_size=32,
+        output_channels=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=256,
+        patch_size=16,
+        window_size=4,
+        global_attn_indexes=[1],
+        num_pos_feats=16,
+        mlp_dim=64,
     )
     prompt = SamPromptEncoderConfig(hidden_size=32, image_size=256, patch_size=16)
-    decoder = SamMaskDecoderConfig(
-        hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32
-    )
+    decoder = SamMaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32)
     config = SamConfig(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
     _finish(SamModel(config), path, "tiny-sam")
     _sam_processor_config(path, 256, 64)
@@ -115,19 +120,23 @@ def build_tiny_sam2(path: Path) -> None:
 
     _seeded()
     backbone = Sam2HieraDetConfig(
-        hidden_size=8, image_size=[256, 256], blocks_per_stage=[1, 1, 1, 1],
-        embed_dim_per_stage=[8, 16, 32, 64], num_attention_heads_per_stage=[1, 1, 2, 2],
-        window_size_per_stage=[8, 4, 4, 4], global_attention_blocks=[2],
+        hidden_size=8,
+        image_size=[256, 256],
+        blocks_per_stage=[1, 1, 1, 1],
+        embed_dim_per_stage=[8, 16, 32, 64],
+        num_attention_heads_per_stage=[1, 1, 2, 2],
+        window_size_per_stage=[8, 4, 4, 4],
+        global_attention_blocks=[2],
         window_positional_embedding_background_size=[4, 4],
     )
     vision = Sam2VisionConfig(
-        backbone_config=backbone, backbone_channel_list=[64, 32, 16, 8],
-        backbone_feature_sizes=[[64, 64], [32, 32], [16, 16]], fpn_hidden_size=32,
+        backbone_config=backbone,
+        backbone_channel_list=[64, 32, 16, 8],
+        backbone_feature_sizes=[[64, 64], [32, 32], [16, 16]],
+        fpn_hidden_size=32,
     )
     prompt = Sam2PromptEncoderConfig(hidden_size=32, image_size=256, patch_size=16)
-    decoder = Sam2MaskDecoderConfig(
-        hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32
-    )
+    decoder = Sam2MaskDecoderConfig(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32)
     config = Sam2Config(vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder)
     _finish(Sam2Model(config), path, "tiny-sam2")
     _sam2_processor_config(path, 256, 64)
@@ -163,7 +172,9 @@ def _byte_level_tokenizer(path: Path, model_max_length: int) -> None:
 def _clip_processor(path: Path, size: int) -> None:
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size}).save_pretrained(path)
+    CLIPImageProcessorPil(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    ).save_pretrained(path)
 
 
 def build_tiny_clip(path: Path) -> None:
@@ -172,13 +183,25 @@ def build_tiny_clip(path: Path) -> None:
 
     _seeded()
     text = CLIPTextConfig(
-        vocab_size=520, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, max_position_embeddings=77, projection_dim=32,
-        bos_token_id=512, eos_token_id=513, pad_token_id=513,
+        vocab_size=520,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=32,
+        bos_token_id=512,
+        eos_token_id=513,
+        pad_token_id=513,
     )
     vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        image_size=32, patch_size=8, projection_dim=32,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+        projection_dim=32,
     )
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=32)
     _finish(CLIPModel(config), path, "tiny-clip")

@@ -1,0 +1,50 @@
+"""SegLens: find things in images by words.
+
+Segment Anything regions scored against keywords by CLIP-family models, with a cache that
+makes every re-query instant. The Python API::
+
+    import seglens
+    pipe = seglens.Pipeline.from_profile("cpu-fast")
+    result = pipe.query("photo.jpg", "cat, dog", threshold=0.5)
+    pipe.render("photo.jpg", result, alpha=0.5).save("overlay.png")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GenerationParams",
+    "Match",
+    "Pipeline",
+    "QueryParams",
+    "QueryResult",
+    "Regions",
+    "Segmentation",
+    "__version__",
+]
+
+if TYPE_CHECKING:
+    from seglens.core.types import GenerationParams, Match, QueryParams, QueryResult, Regions
+    from seglens.services.pipeline import Pipeline, Segmentation
+
+_LAZY = {
+    "Pipeline": "seglens.services.pipeline",
+    "Segmentation": "seglens.services.pipeline",
+    "GenerationParams": "seglens.core.types",
+    "Match": "seglens.core.types",
+    "QueryParams": "seglens.core.types",
+    "QueryResult": "seglens.core.types",
+    "Regions": "seglens.core.types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Importing seglens stays cheap: torch and transformers load only with a model.
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'seglens' has no attribute {name!r}")

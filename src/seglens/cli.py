@@ -1,0 +1,200 @@
+"""Command line: ``seglens segment``, ``seglens models list|pull``, ``seglens serve``.
+
+Exit codes: 0 success; 1 some inputs failed (each named on one line, the rest processed);
+2 bad usage; 3 a model is not available.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seglens import __version__
+
+app = typer.Typer(
+    name="seglens",
+    help="Find things in images by words: Segment Anything regions scored by CLIP.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="List and download models.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+EXIT_PARTIAL = 1
+EXIT_USAGE = 2
+EXIT_MODEL = 3
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"seglens {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """SegLens command line."""
+
+
+@app.command()
+def segment(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files and/or directories (searched recursively).")
+    ],
+    query: Annotated[str, typer.Option("--query", "-q", help='Keywords, e.g. "cat, dog, -grass".')],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("seglens-out"),
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Matching threshold (keyword probability).")
+    ] = 0.5,
+    merge: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Region-merging threshold (mask IoU; 1 = no merging)."),
+    ] = 0.7,
+    merge_strategy: Annotated[
+        str, typer.Option(help="nms keeps the best of overlapping matches, union fuses them.")
+    ] = "nms",
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity.")] = 0.5,
+    mode: Annotated[
+        str,
+        typer.Option(help="any: regions matching any keyword; all: image must match every keyword."),
+    ] = "any",
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Model profile (seglens models list). Default: SEGLENS_PROFILE or cpu-fast."),
+    ] = None,
+    proposer: Annotated[
+        str | None, typer.Option(help="Override the SAM-family model (name or local directory).")
+    ] = None,
+    embedder: Annotated[
+        str | None, typer.Option(help="Override the CLIP-family model (name or local directory).")
+    ] = None,
+    points_per_side: Annotated[
+        int | None, typer.Option(min=1, max=128, help="Point grid for mask generation.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    cutouts: Annotated[bool, typer.Option(help="Also write transparent PNG cut-outs of matches.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Cache and model directory (SEGLENS_DATA_DIR).")
+    ] = None,
+) -> None:
+    """Highlight the regions of each image that match the keywords."""
+    from dataclasses import replace
+
+    from tqdm import tqdm
+
+    from seglens.core.query import parse_query
+    from seglens.core.types import QueryParams
+    from seglens.models.hub import ModelNotAvailableError
+    from seglens.services.pipeline import TINY_BANNER, Pipeline
+    from seglens.services.runs import collect_inputs, run_query_over_files
+    from seglens.settings import Settings
+
+    settings = Settings()
+    try:
+        parse_query(query)
+        query_params = QueryParams(threshold, merge, mode, merge_strategy)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+    files = collect_inputs(inputs)
+    if not files:
+        raise _fail("no input images found", EXIT_USAGE)
+    profile_name = profile or settings.profile
+    try:
+        pipeline = Pipeline.from_profile(
+            profile_name,
+            data_dir=data_dir or settings.data_dir,
+            device=device,
+            proposer=proposer or settings.proposer,
+            embedder=embedder or settings.embedder,
+            allow_download=settings.allow_download,
+        )
+    except ModelNotAvailableError as error:
+        raise _fail(str(error), EXIT_MODEL) from None
+    except (KeyError, ValueError) as error:
+        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
+    if pipeline.meaningless:
+        typer.echo(f"warning: {TINY_BANNER}", err=True)
+    generation = pipeline.generation
+    if points_per_side is not None:
+        generation = replace(generation, points_per_side=points_per_side)
+
+    bar = tqdm(total=len(files), unit="img", desc="segment", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(record: object) -> None:
+        bar.update(1)
+        error = getattr(record, "error", None)
+        if error:
+            tqdm.write(f"error: {error}", file=sys.stderr)
+
+    try:
+        summary = run_query_over_files(
+            pipeline,
+            files,
+            query,
+            query_params,
+            out,
+            alpha=alpha,
+            generation=generation,
+            cutouts=cutouts,
+            on_progress=progress,
+        )
+    finally:
+        bar.close()
+    done = len(summary.records) - len(summary.failed)
+    matched = sum(1 for r in summary.records if r.result and r.result.image_matched)
+    typer.echo(
+        f"{done}/{len(summary.records)} images processed, {matched} matched, "
+        f"{len(summary.failed)} failed; results in {out}"
+    )
+    if summary.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the registered models and profiles."""
+    from seglens.models.registry import list_models, list_profiles
+
+    typer.echo("MODELS")
+    for spec in list_models():
+        source = f"{spec.repo_id}@{spec.revision[:10]}" if spec.repo_id and spec.revision else "built locally"
+        typer.echo(f"  {spec.name:<24} {spec.kind:<9} {source:<50} {spec.description}")
+    typer.echo("PROFILES")
+    for p in list_profiles():
+        typer.echo(f"  {p.name:<14} {p.proposer} + {p.embedder}: {p.description}")
+
+
+@models_app.command("pull")
+def models_pull(
+    name: Annotated[str, typer.Argument(help="A model name from `seglens models list`.")],
+) -> None:
+    """Download a model's pinned revision into the Hugging Face cache (progress bar)."""
+    from seglens.models.hub import ModelNotAvailableError, pull_model
+
+    try:
+        path = pull_model(name)
+    except KeyError as error:
+        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
+    except ModelNotAvailableError as error:
+        raise _fail(str(error), EXIT_MODEL) from None
+    typer.echo(f"{name}: {path}")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,75 @@
+"""Load a profile's proposer and embedder (by name or directory) onto a device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from seglens.core.types import GenerationParams
+from seglens.models.device import quiet_transformers, select_device
+from seglens.models.hub import resolve_model
+from seglens.models.protocols import ImageTextEmbedder, RegionProposer
+from seglens.models.registry import get_profile, resolve_callable
+
+__all__ = ["LoadedModels", "load_model", "load_models"]
+
+
+@dataclass
+class LoadedModels:
+    proposer: RegionProposer
+    embedder: ImageTextEmbedder
+    generation: GenerationParams
+
+
+def load_model(
+    name_or_path: str,
+    models_dir: Path,
+    *,
+    device: str | None = None,
+    dtype: str | None = None,
+    allow_download: bool = True,
+    expect: str | None = None,
+) -> RegionProposer | ImageTextEmbedder:
+    """Resolve and load one model; `expect` (``proposer``/``embedder``) guards mix-ups."""
+    quiet_transformers()
+    resolved = resolve_model(name_or_path, models_dir, allow_download=allow_download)
+    if expect and resolved.kind != expect:
+        raise ValueError(f"{name_or_path!r} is a {resolved.kind}, not a {expect}")
+    loader = resolve_callable(resolved.loader)
+    model = loader(
+        resolved.path,
+        select_device(device, dtype),
+        model_id=resolved.model_id,
+        meaningless=resolved.meaningless,
+    )
+    return model  # type: ignore[no-any-return]
+
+
+def load_models(
+    profile: str,
+    *,
+    models_dir: Path,
+    device: str | None = None,
+    dtype: str | None = None,
+    proposer: str | None = None,
+    embedder: str | None = None,
+    allow_download: bool = True,
+) -> LoadedModels:
+    spec = get_profile(profile)
+    proposer_model = load_model(
+        proposer or spec.proposer,
+        models_dir,
+        device=device,
+        dtype=dtype,
+        allow_download=allow_download,
+        expect="proposer",
+    )
+    embedder_model = load_model(
+        embedder or spec.embedder,
+        models_dir,
+        device=device,
+        dtype=dtype,
+        allow_download=allow_download,
+        expect="embedder",
+    )
+    return LoadedModels(proposer_model, embedder_model, spec.generation)  # type: ignore[arg-type]

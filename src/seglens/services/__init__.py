@@ -1,0 +1,1 @@
+"""Use cases: segment, query, render, prompt; later jobs, history and the assistant."""

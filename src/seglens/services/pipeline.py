@@ -1,0 +1,416 @@
+"""The segment → embed → query → render use case, with every expensive stage cached.
+
+`Pipeline` is the Python API (``seglens.Pipeline``) and the engine under the CLI and the
+server. Segmenting an image runs SAM and CLIP once per (image pixels, model, generation
+parameters); every later query, threshold, merge or transparency change reads the cache.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from seglens.core.crops import region_crops
+from seglens.core.images import LoadedImage, load_image
+from seglens.core.matching import match_regions, score_regions
+from seglens.core.query import background_prompts, parse_query, templates_for
+from seglens.core.render import render_cutouts, render_overlay
+from seglens.core.types import (
+    GenerationParams,
+    ImageInfo,
+    Match,
+    MatchMode,
+    PromptResult,
+    Query,
+    QueryParams,
+    QueryResult,
+    Regions,
+)
+from seglens.models.protocols import ImageEmbedding, ImageTextEmbedder, RegionProposer
+from seglens.storage.cache import ArtifactCache, digest
+
+__all__ = ["TINY_BANNER", "ImageSource", "Pipeline", "Segmentation"]
+
+ImageSource = str | Path | bytes | Image.Image | np.ndarray | LoadedImage
+TINY_BANNER = "TINY MODEL: random weights - results are meaningless"
+_CROP_VERSION = "crop-v1"
+
+
+@dataclass
+class Segmentation:
+    """One image's regions and region embeddings, plus how long each stage took (ms) and
+    which stages came from the cache."""
+
+    image: ImageInfo
+    regions: Regions
+    region_embeddings: np.ndarray
+    proposer_id: str
+    embedder_id: str
+    params: GenerationParams
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    cache_hits: dict[str, bool] = field(default_factory=dict)
+    pixels: np.ndarray | None = field(default=None, repr=False)
+
+
+class _Lru(OrderedDict[str, Any]):
+    def __init__(self, capacity: int):
+        super().__init__()
+        self.capacity = capacity
+
+    def get_item(self, key: str) -> Any:
+        if key in self:
+            self.move_to_end(key)
+            return self[key]
+        return None
+
+    def put(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.capacity:
+            self.popitem(last=False)
+
+
+class Pipeline:
+    """SAM regions + CLIP matching with a content-addressed cache.
+
+    >>> pipe = Pipeline.from_profile("tiny")            # doctest: +SKIP
+    >>> result = pipe.query("cat.jpg", "cat, -grass", threshold=0.4)   # doctest: +SKIP
+    >>> pipe.render("cat.jpg", result, alpha=0.5).save("overlay.png")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        proposer: RegionProposer,
+        embedder: ImageTextEmbedder,
+        *,
+        cache: ArtifactCache | None = None,
+        generation: GenerationParams | None = None,
+        profile: str | None = None,
+        crop_fill: Literal["grey", "blur"] = "grey",
+        max_pixels: int = 40_000_000,
+        max_bytes: int = 50 * 1024 * 1024,
+    ):
+        self.proposer = proposer
+        self.embedder = embedder
+        self.cache = cache
+        self.generation = generation or GenerationParams()
+        self.profile = profile
+        self.crop_fill = crop_fill
+        self.max_pixels = max_pixels
+        self.max_bytes = max_bytes
+        self._model_lock = threading.RLock()
+        self._state_lock = threading.Lock()
+        self._pixels = _Lru(8)
+        self._segmentations = _Lru(256)
+        self._embeddings = _Lru(4)
+        self._texts: dict[str, np.ndarray] = {}
+
+    # -- construction -----------------------------------------------------------------
+    @classmethod
+    def from_profile(
+        cls,
+        profile: str = "cpu-fast",
+        *,
+        data_dir: str | Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        proposer: str | None = None,
+        embedder: str | None = None,
+        allow_download: bool = True,
+        cache: bool = True,
+    ) -> Pipeline:
+        """Load a named profile (``seglens models list`` shows them); `proposer` and
+        `embedder` override its models by name or local directory. Weights missing and
+        not downloadable raise `ModelNotAvailableError` saying what to do."""
+        from seglens.models.loading import load_models
+        from seglens.settings import Settings
+
+        settings = Settings()
+        root = Path(data_dir) if data_dir is not None else settings.data_dir
+        loaded = load_models(
+            profile,
+            models_dir=root / "models",
+            device=device or settings.device,
+            dtype=dtype or settings.dtype,
+            proposer=proposer,
+            embedder=embedder,
+            allow_download=allow_download,
+        )
+        return cls(
+            loaded.proposer,
+            loaded.embedder,
+            cache=ArtifactCache(root / "cache") if cache else None,
+            generation=loaded.generation,
+            profile=profile,
+        )
+
+    @property
+    def meaningless(self) -> bool:
+        """True when a model has random weights (the ``tiny`` profile)."""
+        return bool(self.proposer.meaningless or self.embedder.meaningless)
+
+    @property
+    def banner(self) -> str | None:
+        return TINY_BANNER if self.meaningless else None
+
+    def model_ids(self) -> dict[str, str]:
+        return {"proposer": self.proposer.model_id, "embedder": self.embedder.model_id}
+
+    # -- ingest -----------------------------------------------------------------------
+    def load(self, image: ImageSource, *, filename: str | None = None) -> LoadedImage:
+        """Decode and hash an image (see `seglens.core.images.load_image`)."""
+        if isinstance(image, LoadedImage):
+            loaded = image
+        else:
+            loaded = load_image(
+                image, filename=filename, max_pixels=self.max_pixels, max_bytes=self.max_bytes
+            )
+        with self._state_lock:
+            self._pixels.put(loaded.info.sha256, loaded.pixels)
+        return loaded
+
+    def _regions_key(self, params: GenerationParams) -> str:
+        return digest(self.proposer.model_id, params.cache_fields())
+
+    def _embed_key(self) -> str:
+        return digest(self.embedder.model_id, _CROP_VERSION, self.crop_fill)
+
+    # -- expensive stages, cached -----------------------------------------------------
+    def segment(
+        self, image: ImageSource | Segmentation, params: GenerationParams | None = None
+    ) -> Segmentation:
+        """Regions and region embeddings for an image, from the cache when possible.
+
+        Timings (ms): ``ingest``, the proposer's stages (``preprocess``, ``image_encoder``,
+        ``mask_decoder``, ``postprocess``), ``embed_regions``, ``total``."""
+        if isinstance(image, Segmentation):
+            return image
+        started = time.perf_counter()
+        loaded = self.load(image)
+        timings = {"ingest": (time.perf_counter() - started) * 1000}
+        params = params or self.generation
+        sha = loaded.info.sha256
+        regions_key = self._regions_key(params)
+        memo_key = f"{sha}:{regions_key}:{self._embed_key()}"
+        with self._state_lock:
+            memo: Segmentation | None = self._segmentations.get_item(memo_key)
+        if memo is not None:
+            hits = {"regions": True, "region_embeddings": True}
+            timings["total"] = (time.perf_counter() - started) * 1000
+            return replace(memo, image=loaded.info, pixels=loaded.pixels, timings_ms=timings, cache_hits=hits)
+
+        regions = self.cache.load_regions(sha, regions_key) if self.cache else None
+        hits = {"regions": regions is not None}
+        if regions is None:
+            with self._model_lock:
+                proposal = self.proposer.propose(loaded.pixels, params)
+            regions = proposal.regions
+            timings.update(proposal.timings_ms)
+            if proposal.embedding is not None:
+                self._remember_embedding(sha, proposal.embedding)
+            if self.cache:
+                meta = {"proposer": self.proposer.model_id, "params": params.cache_fields()}
+                self.cache.save_regions(sha, regions_key, regions, meta)
+
+        tick = time.perf_counter()
+        path = self.cache.region_embeddings_path(sha, regions_key, self._embed_key()) if self.cache else None
+        embeddings = self.cache.load_array(path) if self.cache and path else None
+        hits["region_embeddings"] = embeddings is not None and len(embeddings) == len(regions)
+        if not hits["region_embeddings"]:
+            embeddings = self._embed_regions(loaded.pixels, regions)
+            if self.cache and path:
+                self.cache.save_array(path, embeddings)
+        timings["embed_regions"] = (time.perf_counter() - tick) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        assert embeddings is not None
+        segmentation = Segmentation(
+            image=loaded.info,
+            regions=regions,
+            region_embeddings=embeddings,
+            proposer_id=self.proposer.model_id,
+            embedder_id=self.embedder.model_id,
+            params=params,
+            timings_ms=timings,
+            cache_hits=hits,
+            pixels=loaded.pixels,
+        )
+        with self._state_lock:
+            self._segmentations.put(memo_key, replace(segmentation, pixels=None))
+        return segmentation
+
+    def _embed_regions(self, pixels: np.ndarray, regions: Regions) -> np.ndarray:
+        if len(regions) == 0:
+            return np.zeros((0, self._text_dim()), np.float32)
+        crops = region_crops(pixels, regions.rles, regions.boxes_xyxy, fill=self.crop_fill)
+        with self._model_lock:
+            return np.asarray(self.embedder.embed_images(crops), np.float32)
+
+    def _text_dim(self) -> int:
+        return int(self.embed_texts(["object"]).shape[1])
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, D) unit text embeddings, memoised in memory and on disk."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+        if missing and self.cache:
+            key = self._embed_key()
+            for text in list(missing):
+                cached = self.cache.load_array(self.cache.text_embedding_path(key, text))
+                if cached is not None:
+                    self._texts[text] = cached
+                    missing.remove(text)
+        if missing:
+            with self._model_lock:
+                vectors = np.asarray(self.embedder.embed_texts(missing), np.float32)
+            for text, vector in zip(missing, vectors, strict=True):
+                self._texts[text] = vector
+                if self.cache:
+                    self.cache.save_array(self.cache.text_embedding_path(self._embed_key(), text), vector)
+        return np.stack([self._texts[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    def keyword_embeddings(self, keywords: Sequence[str]) -> np.ndarray:
+        """(K, D) prompt-ensemble embeddings: the mean over templates, re-normalised."""
+        if not keywords:
+            return np.zeros((0, self._text_dim()), np.float32)
+        templates = templates_for(self.embedder.language)
+        texts = [t.format(k) for k in keywords for t in templates]
+        vectors = self.embed_texts(texts).reshape(len(keywords), len(templates), -1).mean(axis=1)
+        return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+    # -- cheap stages -----------------------------------------------------------------
+    def query(
+        self,
+        image: ImageSource | Segmentation,
+        query: str | Query,
+        *,
+        threshold: float = 0.5,
+        merge_threshold: float = 0.7,
+        mode: MatchMode = "any",
+        merge_strategy: Literal["nms", "union"] = "nms",
+        params: GenerationParams | None = None,
+    ) -> QueryResult:
+        """Match keywords against an image's regions; segments it first if needed."""
+        parsed = parse_query(query) if isinstance(query, str) else query
+        query_params = QueryParams(threshold, merge_threshold, mode, merge_strategy)
+        segmentation = self.segment(image, params)
+        return self.match(segmentation, parsed, query_params)
+
+    def match(self, segmentation: Segmentation, query: Query, params: QueryParams) -> QueryResult:
+        started = time.perf_counter()
+        language = self.embedder.language
+        background = list(background_prompts(language))
+        keyword_vectors = self.keyword_embeddings(query.keywords)
+        exclusion_vectors = self.keyword_embeddings(query.exclusions)
+        background_vectors = self.embed_texts(background)
+        scores = score_regions(
+            segmentation.region_embeddings,
+            keyword_vectors,
+            exclusion_vectors,
+            background_vectors,
+            classes=(*query.keywords, *query.exclusions, *background),
+            logit_scale=self.embedder.logit_scale,
+            logit_bias=self.embedder.logit_bias,
+            score_kind=self.embedder.score_kind,
+        )
+        result = match_regions(segmentation.regions, scores, query, params)
+        return replace(result, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+    def pixels_for(self, image: ImageSource | Segmentation) -> np.ndarray:
+        if isinstance(image, Segmentation):
+            if image.pixels is not None:
+                return image.pixels
+            with self._state_lock:
+                cached = self._pixels.get_item(image.image.sha256)
+            if cached is None:
+                raise ValueError("the segmentation's pixels are no longer in memory: pass the image")
+            return cached  # type: ignore[no-any-return]
+        return self.load(image).pixels
+
+    def render(
+        self,
+        image: ImageSource | Segmentation,
+        result: QueryResult,
+        *,
+        alpha: float = 0.5,
+        contours: bool = True,
+        labels: bool = True,
+        legend: bool = True,
+    ) -> Image.Image:
+        """Overlay of the matches; the tiny profile's output carries a warning banner."""
+        return render_overlay(
+            self.pixels_for(image),
+            result,
+            alpha=alpha,
+            contours=contours,
+            labels=labels,
+            legend=legend,
+            banner=self.banner,
+        )
+
+    def cutouts(
+        self, image: ImageSource | Segmentation, result: QueryResult
+    ) -> list[tuple[Match, Image.Image]]:
+        """Transparent RGBA cut-outs of the matches."""
+        return render_cutouts(self.pixels_for(image), result)
+
+    # -- interactive prompts ---------------------------------------------------------
+    def _remember_embedding(self, sha: str, embedding: ImageEmbedding) -> None:
+        with self._state_lock:
+            self._embeddings.put(sha, embedding)
+        if self.cache:
+            path = self.cache.image_embedding_path(sha, digest(self.proposer.model_id))
+            self.cache.save_arrays(path, self.proposer.embedding_to_arrays(embedding))
+
+    def image_embedding(self, image: ImageSource) -> tuple[ImageEmbedding, bool]:
+        """The proposer's embedding of an image and whether it came from a cache."""
+        loaded = self.load(image)
+        sha = loaded.info.sha256
+        with self._state_lock:
+            embedding = self._embeddings.get_item(sha)
+        if embedding is not None:
+            return embedding, True
+        if self.cache:
+            arrays = self.cache.load_arrays(
+                self.cache.image_embedding_path(sha, digest(self.proposer.model_id))
+            )
+            if arrays is not None:
+                embedding = self.proposer.embedding_from_arrays(
+                    arrays, (loaded.info.height, loaded.info.width)
+                )
+                with self._state_lock:
+                    self._embeddings.put(sha, embedding)
+                return embedding, True
+        with self._model_lock:
+            embedding = self.proposer.encode(loaded.pixels)
+        self._remember_embedding(sha, embedding)
+        return embedding, False
+
+    def prompt(
+        self,
+        image: ImageSource,
+        *,
+        points: Sequence[Sequence[float]] | None = None,
+        box: Sequence[float] | None = None,
+    ) -> PromptResult:
+        """Refine a mask from clicks ``[[x, y, 1 or 0], ...]`` (1 positive, 0 negative)
+        and/or a box ``[x0, y0, x1, y1]`` in image pixels. The image is encoded once."""
+        embedding, _ = self.image_embedding(image)
+        points_xy = labels = None
+        if points:
+            array = np.asarray(points, np.float32)
+            if array.ndim != 2 or array.shape[1] not in (2, 3):
+                raise ValueError(
+                    "points must be [[x, y, label], ...] with label 1 (positive) or 0 (negative)"
+                )
+            points_xy = array[:, :2]
+            labels = array[:, 2].astype(np.int64) if array.shape[1] == 3 else np.ones(len(array), np.int64)
+        box_array = np.asarray(box, np.float32) if box is not None else None
+        with self._model_lock:
+            return self.proposer.prompt(embedding, points_xy, labels, box_array)

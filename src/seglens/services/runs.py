@@ -1,0 +1,167 @@
+"""Run a query over many image files and write the result files (CLI ``segment``).
+
+Output directory layout::
+
+    overlays/<stem>.png          highlighted matches
+    cutouts/<stem>/<n>-<kw>.png  transparent cut-outs (optional)
+    annotations.coco.json        COCO instance segmentation, RLE masks, scores
+    report.json                  per image: size, regions, matches, timings, cache hits
+    report.csv                   one row per match
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seglens import __version__
+from seglens.core.exports import ImageRecord, coco_document, csv_text, match_rows, report_entry
+from seglens.core.images import ImageError
+from seglens.core.query import parse_query
+from seglens.core.types import GenerationParams, QueryParams
+from seglens.services.pipeline import TINY_BANNER, Pipeline
+
+__all__ = ["IMAGE_SUFFIXES", "RunSummary", "collect_inputs", "run_query_over_files"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+@dataclass
+class RunSummary:
+    records: list[ImageRecord] = field(default_factory=list)
+    out_dir: Path | None = None
+    elapsed_ms: float = 0.0
+
+    @property
+    def failed(self) -> list[ImageRecord]:
+        return [r for r in self.records if r.error]
+
+
+def collect_inputs(arguments: Sequence[str | Path]) -> list[Path]:
+    """Expand directories (recursively, image suffixes only) and keep explicit files as
+    given, whatever their suffix: content decides whether they are images."""
+    files: list[Path] = []
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            files.extend(
+                sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        else:
+            files.append(path)
+    return files
+
+
+def _unique_stem(path: Path, used: set[str]) -> str:
+    stem = re.sub(r"[^\w.-]+", "_", path.stem)[:100] or "image"
+    candidate, n = stem, 2
+    while candidate in used:
+        candidate, n = f"{stem}-{n}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+def run_query_over_files(
+    pipeline: Pipeline,
+    files: Iterable[Path],
+    query: str,
+    params: QueryParams,
+    out_dir: Path,
+    *,
+    alpha: float = 0.5,
+    generation: GenerationParams | None = None,
+    cutouts: bool = False,
+    on_progress: Callable[[ImageRecord], None] | None = None,
+) -> RunSummary:
+    """Segment and query each file; a bad file is recorded with its error and the run goes on."""
+    parsed = parse_query(query)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    started = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "overlays").mkdir(exist_ok=True)
+    summary = RunSummary(out_dir=out_dir)
+    used: set[str] = set()
+    for path in files:
+        stem = _unique_stem(path, used)
+        record = ImageRecord(file_name=str(path))
+        try:
+            segmentation = pipeline.segment(pipeline.load(path), generation)
+            result = pipeline.match(segmentation, parsed, params)
+            tick = time.perf_counter()
+            overlay = pipeline.render(segmentation, result, alpha=alpha)
+            overlay.save(out_dir / "overlays" / f"{stem}.png")
+            if cutouts and result.matches:
+                folder = out_dir / "cutouts" / stem
+                folder.mkdir(parents=True, exist_ok=True)
+                for n, (match, image) in enumerate(pipeline.cutouts(segmentation, result), start=1):
+                    safe = re.sub(r"[^\w-]+", "_", match.keyword)[:40]
+                    image.save(folder / f"{n:03d}-{safe}.png")
+            timings = dict(segmentation.timings_ms)
+            timings["match"] = result.elapsed_ms
+            timings["render"] = (time.perf_counter() - tick) * 1000
+            timings["total"] = timings.get("total", 0.0) + timings["match"] + timings["render"]
+            record.info = segmentation.image
+            record.result = result
+            record.timings_ms = timings
+            record.cache_hits = segmentation.cache_hits
+        except ImageError as error:
+            record.error, record.error_code = str(error), error.code
+        except (ValueError, RuntimeError, MemoryError) as error:
+            record.error, record.error_code = (
+                f"{path}: {type(error).__name__}: {error}",
+                "processing_failed",
+            )
+        summary.records.append(record)
+        if on_progress:
+            on_progress(record)
+    summary.elapsed_ms = (time.perf_counter() - started) * 1000
+    _write_outputs(
+        pipeline, summary, parsed.keywords, query, params, alpha, generation or pipeline.generation
+    )
+    return summary
+
+
+def _write_outputs(
+    pipeline: Pipeline,
+    summary: RunSummary,
+    keywords: Sequence[str],
+    query: str,
+    params: QueryParams,
+    alpha: float,
+    generation: GenerationParams,
+) -> None:
+    assert summary.out_dir is not None
+    run_info: dict[str, Any] = {
+        "seglens_version": __version__,
+        "profile": pipeline.profile,
+        "models": pipeline.model_ids(),
+        "meaningless": pipeline.meaningless,
+        "query": query,
+        "query_params": asdict(params),
+        "alpha": alpha,
+        "generation_params": asdict(generation),
+    }
+    if pipeline.meaningless:
+        run_info["warning"] = TINY_BANNER
+    coco = coco_document(summary.records, keywords, run_info)
+    (summary.out_dir / "annotations.coco.json").write_text(json.dumps(coco))
+    processed = [r for r in summary.records if r.result is not None]
+    report = {
+        **run_info,
+        "summary": {
+            "images": len(summary.records),
+            "processed": len(processed),
+            "failed": len(summary.failed),
+            "matched": sum(1 for r in processed if r.result and r.result.image_matched),
+            "elapsed_ms": round(summary.elapsed_ms, 2),
+        },
+        "images": [report_entry(r) for r in summary.records],
+    }
+    (summary.out_dir / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    (summary.out_dir / "report.csv").write_text(csv_text(match_rows(summary.records)))

@@ -1,0 +1,1 @@
+"""Persistence: content-addressed artifact files (and, for the server, the SQL store)."""

@@ -1,0 +1,129 @@
+"""Content-addressed cache of the expensive stages, in the data directory.
+
+Layout (``<root>`` is ``<data_dir>/cache``)::
+
+    regions/<sha[:2]>/<sha>/<regions_key>.json           SAM regions (RLE) + arrays
+    region-embeddings/<sha[:2]>/<sha>/<regions_key>-<embed_key>.npy
+    image-embeddings/<sha[:2]>/<sha>/<proposer_key>.npz  for click/box prompts
+    text-embeddings/<embed_key>/<text_key>.npy
+
+Keys are short sha256 digests of the model ids and the parameters that change the
+result, so a new model or new generation parameters never read stale entries. Writes go
+to a temporary file and are renamed into place: readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seglens.core.types import CocoRle, Regions
+
+__all__ = ["ArtifactCache", "digest"]
+
+_FORMAT = 1
+
+
+def digest(*parts: Any) -> str:
+    """16-hex sha256 of the JSON of `parts` (sorted keys)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ArtifactCache:
+    """File cache rooted at `root`; every method is safe to call from several threads."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _image_dir(self, kind: str, sha: str) -> Path:
+        return self.root / kind / sha[:2] / sha
+
+    # -- regions -----------------------------------------------------------------------
+    def regions_path(self, sha: str, regions_key: str) -> Path:
+        return self._image_dir("regions", sha) / f"{regions_key}.json"
+
+    def load_regions(self, sha: str, regions_key: str) -> Regions | None:
+        path = self.regions_path(sha, regions_key)
+        try:
+            data = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        if data.get("format") != _FORMAT:
+            return None
+        n = len(data["rles"])
+        return Regions(
+            image_size_hw=(int(data["image_size_hw"][0]), int(data["image_size_hw"][1])),
+            rles=tuple(CocoRle(size=r["size"], counts=r["counts"]) for r in data["rles"]),
+            boxes_xyxy=np.asarray(data["boxes_xyxy"], np.float32).reshape(n, 4),
+            areas=np.asarray(data["areas"], np.int64).reshape(n),
+            predicted_iou=np.asarray(data["predicted_iou"], np.float32).reshape(n),
+            stability=np.asarray(data["stability"], np.float32).reshape(n),
+            points_xy=np.asarray(data["points_xy"], np.float32).reshape(n, 2),
+        )
+
+    def save_regions(self, sha: str, regions_key: str, regions: Regions, meta: dict[str, Any]) -> None:
+        data = {
+            "format": _FORMAT,
+            "meta": meta,
+            "image_size_hw": list(regions.image_size_hw),
+            "rles": [dict(r) for r in regions.rles],
+            "boxes_xyxy": regions.boxes_xyxy.tolist(),
+            "areas": regions.areas.tolist(),
+            "predicted_iou": regions.predicted_iou.tolist(),
+            "stability": regions.stability.tolist(),
+            "points_xy": regions.points_xy.tolist(),
+        }
+        payload = json.dumps(data, separators=(",", ":")).encode()
+        _atomic_write(self.regions_path(sha, regions_key), lambda h: h.write(payload))
+
+    # -- arrays -----------------------------------------------------------------------
+    def region_embeddings_path(self, sha: str, regions_key: str, embed_key: str) -> Path:
+        return self._image_dir("region-embeddings", sha) / f"{regions_key}-{embed_key}.npy"
+
+    def load_array(self, path: Path) -> np.ndarray | None:
+        try:
+            return np.load(path, allow_pickle=False)
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+
+    def save_array(self, path: Path, array: np.ndarray) -> None:
+        _atomic_write(path, lambda h: np.save(h, array, allow_pickle=False))
+
+    def text_embedding_path(self, embed_key: str, text: str) -> Path:
+        return self.root / "text-embeddings" / embed_key / f"{digest(text)}.npy"
+
+    def image_embedding_path(self, sha: str, proposer_key: str) -> Path:
+        return self._image_dir("image-embeddings", sha) / f"{proposer_key}.npz"
+
+    def load_arrays(self, path: Path) -> dict[str, np.ndarray] | None:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (FileNotFoundError, ValueError, OSError):
+            return None
+
+    def save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        _atomic_write(path, lambda h: np.savez(h, **arrays))
+
+    def regions_for_image(self, sha: str) -> list[Path]:
+        directory = self._image_dir("regions", sha)
+        return sorted(directory.glob("*.json")) if directory.exists() else []

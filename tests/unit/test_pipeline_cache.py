@@ -1,0 +1,96 @@
+"""The cache contract: after the first segmentation, keywords, thresholds, merging and
+transparency never run a model on pixels again."""
+
+from fakes import FakeProposer, OracleEmbedder, shapes_scene
+from seglens.core.types import GenerationParams
+from seglens.services.pipeline import Pipeline
+from seglens.storage.cache import ArtifactCache
+
+
+def _make(tmp_path, masks=None):
+    image, shapes = shapes_scene()
+    proposer = FakeProposer(list(masks or shapes.values()))
+    embedder = OracleEmbedder()
+    pipe = Pipeline(proposer, embedder, cache=ArtifactCache(tmp_path / "cache"))
+    return pipe, proposer, embedder, image
+
+
+def test_requery_with_new_keywords_thresholds_merge_and_alpha_runs_no_model_on_pixels(tmp_path):
+    pipe, proposer, embedder, image = _make(tmp_path)
+    first = pipe.query(image, "red", threshold=0.5)
+    assert proposer.calls == ["propose"] and embedder.image_calls == 1
+    for query, threshold, merge, mode in [
+        ("blue, green", 0.3, 0.5, "any"),
+        ("red, -green", 0.9, 0.1, "all"),
+    ]:
+        result = pipe.query(image, query, threshold=threshold, merge_threshold=merge, mode=mode)
+        pipe.render(image, result, alpha=0.2)
+        pipe.render(image, result, alpha=0.9)
+    assert proposer.calls == ["propose"]
+    assert embedder.image_calls == 1
+    assert first.matches[0].keyword == "red"
+
+
+def test_segment_reports_cache_hits_and_timings(tmp_path):
+    pipe, _, _, image = _make(tmp_path)
+    cold = pipe.segment(image)
+    warm = pipe.segment(image)
+    assert cold.cache_hits == {"regions": False, "region_embeddings": False}
+    assert warm.cache_hits == {"regions": True, "region_embeddings": True}
+    assert {"ingest", "embed_regions", "total"} <= set(cold.timings_ms)
+
+
+def test_a_new_process_reads_regions_and_embeddings_from_disk(tmp_path):
+    pipe, _, _, image = _make(tmp_path)
+    pipe.segment(image)
+    again, proposer, embedder, _ = _make(tmp_path)
+    segmentation = again.segment(image)
+    assert segmentation.cache_hits == {"regions": True, "region_embeddings": True}
+    assert proposer.calls == [] and embedder.image_calls == 0
+    assert len(list((tmp_path / "cache" / "regions").rglob("*.json"))) == 1
+
+
+def test_new_generation_params_run_the_proposer_again(tmp_path):
+    pipe, proposer, _, image = _make(tmp_path)
+    pipe.segment(image)
+    pipe.segment(image, GenerationParams(points_per_side=8))
+    assert proposer.calls == ["propose", "propose"]
+
+
+def test_points_per_batch_is_not_part_of_the_cache_key(tmp_path):
+    pipe, proposer, _, image = _make(tmp_path)
+    pipe.segment(image, GenerationParams(points_per_batch=16))
+    pipe.segment(image, GenerationParams(points_per_batch=128))
+    assert proposer.calls == ["propose"]
+
+
+def test_same_pixels_in_another_container_share_the_cache(tmp_path):
+    from PIL import Image
+
+    pipe, proposer, _, image = _make(tmp_path)
+    pipe.segment(image)
+    pipe.segment(Image.fromarray(image))
+    png = tmp_path / "x.png"
+    Image.fromarray(image).save(png)
+    pipe.segment(png)
+    assert proposer.calls == ["propose"]
+
+
+def test_prompt_reuses_the_embedding_from_segmentation(tmp_path):
+    pipe, proposer, _, image = _make(tmp_path)
+    pipe.segment(image)
+    result = pipe.prompt(image, points=[[30, 30, 1]])
+    assert proposer.calls == ["propose", "prompt"]
+    assert result.area > 0
+    # A new process reads the image embedding from disk instead of encoding again.
+    again, proposer2, _, _ = _make(tmp_path)
+    again.prompt(image, box=[10, 10, 40, 40])
+    assert proposer2.calls == ["prompt"]
+
+
+def test_image_without_regions_queries_cleanly():
+    image, _ = shapes_scene()
+    pipe = Pipeline(FakeProposer([]), OracleEmbedder(), cache=None)
+    result = pipe.query(image, "red")
+    assert result.num_regions == 0 and result.matches == () and not result.image_matched
+    assert pipe.render(image, result).size == (image.shape[1], image.shape[0])
