@@ -123,7 +123,8 @@ class ClipEmbedder:
         self._dim = _embedding_dim(model.config, model_type)
         self.text_max_length = _text_max_length(model.config, tokenizer, family)
         if family.pad_to_max_length:
-            # SigLIP pools the last position: the text must start at position 0.
+            # SigLIP was trained on right-padded texts and pools the last position; Gemma's
+            # tokenizers default to left padding, which would shift every text.
             tokenizer.padding_side = "right"
         self.load_seconds = 0.0
 
