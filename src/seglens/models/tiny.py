@@ -122,11 +122,11 @@ def build_tiny_sam2(path: Path) -> None:
     backbone = Sam2HieraDetConfig(
         hidden_size=8,
         image_size=[256, 256],
-        blocks_per_stage=[1, 1, 1, 1],
+        blocks_per_stage=[1, 1, 2, 1],
         embed_dim_per_stage=[8, 16, 32, 64],
         num_attention_heads_per_stage=[1, 1, 2, 2],
-        window_size_per_stage=[8, 4, 4, 4],
-        global_attention_blocks=[2],
+        window_size_per_stage=[8, 4, 14, 7],
+        global_attention_blocks=[3],
         window_positional_embedding_background_size=[4, 4],
     )
     vision = Sam2VisionConfig(

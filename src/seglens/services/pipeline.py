@@ -150,6 +150,8 @@ class Pipeline:
             cache=ArtifactCache(root / "cache") if cache else None,
             generation=loaded.generation,
             profile=profile,
+            max_pixels=settings.max_pixels,
+            max_bytes=settings.max_upload_bytes,
         )
 
     @property
