@@ -38,10 +38,18 @@ class Settings(BaseSettings):
     max_pixels: int = 40_000_000
     max_files_per_upload: int = 500
 
+    # The AI assistant's LLM (docs/assistant.md). Any OpenAI-compatible server works.
+    llm_enabled: bool = True
     llm_base_url: str = "https://api.deepseek.com"
     llm_api_key: SecretStr | None = None
+    # DEEPSEEK_API_KEY (no prefix) is read too; SEGLENS_LLM_API_KEY wins when both are set.
+    deepseek_api_key: SecretStr | None = Field(default=None, validation_alias="DEEPSEEK_API_KEY")
     llm_model: str = "deepseek-chat"
     llm_timeout_s: float = 60.0
+    llm_connect_timeout_s: float = 10.0
+    llm_max_retries: int = 3
+    llm_retry_base_delay_s: float = 0.5
+    llm_retry_max_delay_s: float = 30.0
 
     @property
     def cache_dir(self) -> Path:
