@@ -32,6 +32,7 @@ from seglens.core.types import (
     Query,
     QueryParams,
     QueryResult,
+    RegionScores,
     Regions,
 )
 from seglens.models.protocols import ImageEmbedding, ImageTextEmbedder, RegionProposer
@@ -185,6 +186,12 @@ class Pipeline:
     def _embed_key(self) -> str:
         return digest(self.embedder.model_id, _CROP_VERSION, self.crop_fill)
 
+    @property
+    def embedding_key(self) -> str:
+        """The cache key of region embeddings made by this embedder and crop recipe (the
+        ``<embed_key>`` of `seglens.storage.cache`'s layout)."""
+        return self._embed_key()
+
     # -- expensive stages, cached -----------------------------------------------------
     def segment(
         self, image: ImageSource | Segmentation, params: GenerationParams | None = None
@@ -306,23 +313,24 @@ class Pipeline:
 
     def match(self, segmentation: Segmentation, query: Query, params: QueryParams) -> QueryResult:
         started = time.perf_counter()
-        language = self.embedder.language
-        background = list(background_prompts(language))
-        keyword_vectors = self.keyword_embeddings(query.keywords)
-        exclusion_vectors = self.keyword_embeddings(query.exclusions)
-        background_vectors = self.embed_texts(background)
-        scores = score_regions(
-            segmentation.region_embeddings,
-            keyword_vectors,
-            exclusion_vectors,
-            background_vectors,
+        scores = self.score(segmentation.region_embeddings, query)
+        result = match_regions(segmentation.regions, scores, query, params)
+        return replace(result, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+    def score(self, region_embeddings: np.ndarray, query: Query) -> RegionScores:
+        """Scores of (N, D) region embeddings against the query's keywords, exclusions and
+        the background prompts (see `seglens.core.matching.score_regions`)."""
+        background = list(background_prompts(self.embedder.language))
+        return score_regions(
+            region_embeddings,
+            self.keyword_embeddings(query.keywords),
+            self.keyword_embeddings(query.exclusions),
+            self.embed_texts(background),
             classes=(*query.keywords, *query.exclusions, *background),
             logit_scale=self.embedder.logit_scale,
             logit_bias=self.embedder.logit_bias,
             score_kind=self.embedder.score_kind,
         )
-        result = match_regions(segmentation.regions, scores, query, params)
-        return replace(result, elapsed_ms=(time.perf_counter() - started) * 1000)
 
     def pixels_for(self, image: ImageSource | Segmentation) -> np.ndarray:
         if isinstance(image, Segmentation):
