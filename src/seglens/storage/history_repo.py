@@ -1,0 +1,135 @@
+"""The history log (level 3): jobs and interactive requests in one time-ordered list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Float, String, cast, func, literal, null, select, union_all
+
+from seglens.storage.db import Database
+from seglens.storage.records import HistoryEntry, keywords_key
+from seglens.storage.tables import InteractionRow, JobRow, UtcDateTime, utcnow
+
+__all__ = ["HistoryFilter", "HistoryRepository"]
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    """`keyword` matches one whole keyword of the query, case-insensitively; `since` and
+    `until` bound the creation time (inclusive, exclusive)."""
+
+    keyword: str | None = None
+    kind: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class HistoryRepository:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def add_interaction(
+        self,
+        *,
+        kind: str,
+        query: str = "",
+        keywords: tuple[str, ...] = (),
+        params: dict[str, Any] | None = None,
+        image_id: str | None = None,
+        image_count: int = 0,
+        match_count: int = 0,
+        duration_ms: float = 0.0,
+    ) -> None:
+        with self.db.write() as session:
+            session.add(
+                InteractionRow(
+                    kind=kind,
+                    created_at=utcnow(),
+                    image_id=image_id,
+                    query=query,
+                    keywords=keywords_key(keywords),
+                    params=params or {},
+                    match_count=match_count,
+                    image_count=image_count,
+                    duration_ms=duration_ms,
+                )
+            )
+
+    def list(self, filters: HistoryFilter, *, limit: int, offset: int) -> tuple[list[HistoryEntry], int]:
+        """Newest first."""
+        jobs = select(
+            literal("job").label("kind"),
+            JobRow.id.label("ref"),
+            JobRow.created_at.label("created_at"),
+            JobRow.query.label("query"),
+            JobRow.keywords.label("keywords"),
+            JobRow.params.label("params"),
+            JobRow.status.label("status"),
+            JobRow.total.label("image_count"),
+            JobRow.matches.label("match_count"),
+            cast(null(), Float).label("duration_ms"),
+            JobRow.started_at.label("started_at"),
+            JobRow.finished_at.label("finished_at"),
+            cast(null(), String).label("image_id"),
+        )
+        interactions = select(
+            InteractionRow.kind,
+            cast(InteractionRow.id, String),
+            InteractionRow.created_at,
+            InteractionRow.query,
+            InteractionRow.keywords,
+            InteractionRow.params,
+            literal("completed"),
+            InteractionRow.image_count,
+            InteractionRow.match_count,
+            InteractionRow.duration_ms,
+            cast(null(), UtcDateTime),
+            cast(null(), UtcDateTime),
+            InteractionRow.image_id,
+        )
+        union = union_all(jobs, interactions).subquery()
+        where = []
+        if filters.keyword:
+            pattern = "%" + _escape_like(keywords_key([filters.keyword.strip()])) + "%"
+            where.append(union.c.keywords.like(pattern, escape="\\"))
+        if filters.kind:
+            where.append(union.c.kind == filters.kind)
+        if filters.since:
+            where.append(union.c.created_at >= filters.since)
+        if filters.until:
+            where.append(union.c.created_at < filters.until)
+        with self.db.read() as session:
+            total = session.scalar(select(func.count()).select_from(union).where(*where))
+            rows = session.execute(
+                select(union)
+                .where(*where)
+                .order_by(union.c.created_at.desc(), union.c.ref.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+        entries = []
+        for row in rows:
+            duration = row.duration_ms
+            if row.kind == "job" and row.started_at and row.finished_at:
+                duration = (row.finished_at - row.started_at).total_seconds() * 1000
+            entries.append(
+                HistoryEntry(
+                    kind=row.kind,
+                    ref=str(row.ref),
+                    created_at=row.created_at,
+                    query=row.query,
+                    params=dict(row.params or {}),
+                    status=row.status,
+                    image_count=int(row.image_count),
+                    match_count=int(row.match_count),
+                    duration_ms=None if duration is None else float(duration),
+                    image_id=row.image_id,
+                )
+            )
+        return entries, int(total or 0)

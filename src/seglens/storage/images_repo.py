@@ -1,0 +1,82 @@
+"""Uploaded images in the database (the files themselves live in `seglens.storage.files`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+
+from seglens.storage.db import Database
+from seglens.storage.records import StoredImage
+from seglens.storage.tables import ImageRow
+
+__all__ = ["ImageRepository"]
+
+_CHUNK = 500  # SQLite's bound-parameter limit is far above this
+
+
+def _image(row: ImageRow) -> StoredImage:
+    return StoredImage(
+        id=row.id,
+        pixels_sha256=row.pixels_sha256,
+        filename=row.filename,
+        format=row.format,
+        width=row.width,
+        height=row.height,
+        bytes=row.bytes,
+        created_at=row.created_at,
+    )
+
+
+class ImageRepository:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def add(self, image: StoredImage) -> tuple[StoredImage, bool]:
+        """Insert unless an image with this id exists; returns the stored record and
+        whether it is new. The first upload's filename is kept."""
+        with self.db.write() as session:
+            existing = session.get(ImageRow, image.id)
+            if existing is not None:
+                return _image(existing), False
+            row = ImageRow(
+                id=image.id,
+                pixels_sha256=image.pixels_sha256,
+                filename=image.filename,
+                format=image.format,
+                width=image.width,
+                height=image.height,
+                bytes=image.bytes,
+                created_at=image.created_at,
+            )
+            session.add(row)
+            return image, True
+
+    def get(self, image_id: str) -> StoredImage | None:
+        with self.db.read() as session:
+            row = session.get(ImageRow, image_id)
+            return _image(row) if row else None
+
+    def get_many(self, image_ids: Sequence[str]) -> dict[str, StoredImage]:
+        found: dict[str, StoredImage] = {}
+        with self.db.read() as session:
+            for start in range(0, len(image_ids), _CHUNK):
+                chunk = list(image_ids[start : start + _CHUNK])
+                found.update(
+                    (r.id, _image(r)) for r in session.scalars(select(ImageRow).where(ImageRow.id.in_(chunk)))
+                )
+        return found
+
+    def by_pixels(self, pixel_hashes: Sequence[str]) -> dict[str, StoredImage]:
+        """pixels_sha256 → one uploaded image with those pixels (the oldest)."""
+        found: dict[str, StoredImage] = {}
+        with self.db.read() as session:
+            for start in range(0, len(pixel_hashes), _CHUNK):
+                chunk = list(pixel_hashes[start : start + _CHUNK])
+                rows = session.scalars(
+                    select(ImageRow)
+                    .where(ImageRow.pixels_sha256.in_(chunk))
+                    .order_by(ImageRow.created_at.desc())
+                )
+                found.update((r.pixels_sha256, _image(r)) for r in rows)
+        return found

@@ -1,0 +1,1 @@
+"""Alembic migrations of the SegLens database (run by `seglens.storage.db.Database.migrate`)."""
