@@ -32,8 +32,8 @@ from seglens.core.types import (
     Query,
     QueryParams,
     QueryResult,
-    RegionScores,
     Regions,
+    RegionScores,
 )
 from seglens.models.protocols import ImageEmbedding, ImageTextEmbedder, RegionProposer
 from seglens.storage.cache import ArtifactCache, digest
