@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_data_dir"]
 
@@ -30,13 +32,25 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     api_token: SecretStr | None = None
-    cors_origins: list[str] = Field(default_factory=list)
+    # JSON list or comma-separated: SEGLENS_CORS_ORIGINS=http://localhost:3000,https://x.org
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     auto_resume: bool = True
     workers: int = 0
     max_queue: int = 10_000
     max_upload_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_files_per_upload: int = 500
+    # The server (docs/api.md has the table). `workers` 0 picks 1 on CPU, 2 on CUDA;
+    # `max_queue` counts images waiting across all jobs.
+    max_interactive: int = 8
+    max_job_images: int = 10_000
+    max_request_bytes: int = 512 * 1024 * 1024
+    thumbnail_px: int = 256
+    shutdown_grace_s: float = 10.0
+    models_wait_s: float = 30.0
+    sse_interval_s: float = 0.5
+    log_level: str = "info"
+    log_format: Literal["json", "text"] = "json"
 
     # The AI assistant's LLM (docs/assistant.md). Any OpenAI-compatible server works.
     llm_enabled: bool = True
@@ -50,6 +64,16 @@ class Settings(BaseSettings):
     llm_max_retries: int = 3
     llm_retry_base_delay_s: float = 0.5
     llm_retry_max_delay_s: float = 30.0
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @property
     def cache_dir(self) -> Path:
