@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from fakes import regions_from_masks
 from seglens.core.exports import ImageRecord
-from seglens.core.masks import encode_mask
-from seglens.core.types import Match, Query, QueryParams, QueryResult
+from seglens.core.matching import match_regions
+from seglens.core.types import Query, QueryParams, RegionScores
 from seglens.services.advisor import (
     Suggestion,
     advise,
@@ -19,43 +20,8 @@ from seglens.services.advisor import (
     foreign_script,
     suggestion_from_arguments,
 )
-
-H, W = 100, 120
-
-
-def _match(keyword: str, score: float, box: tuple[int, int, int, int] = (0, 0, 10, 10)) -> Match:
-    x0, y0, x1, y1 = box
-    mask = np.zeros((H, W), bool)
-    mask[y0:y1, x0:x1] = True
-    return Match(keyword, float(score), 0.3, encode_mask(mask), (x0, y0, x1, y1), int(mask.sum()), (0,))
-
-
-def _result(
-    keywords: tuple[str, ...],
-    matches: list[Match],
-    best: dict[str, float] | None = None,
-    *,
-    threshold: float = 0.5,
-    merge_threshold: float = 0.7,
-    exclusions: tuple[str, ...] = (),
-    excluded_by: tuple[str, ...] = (),
-    regions: int = 40,
-    size_hw: tuple[int, int] = (H, W),
-) -> QueryResult:
-    scores = {kw: max((m.score for m in matches if m.keyword == kw), default=0.0) for kw in keywords}
-    scores.update(best or {})
-    found = {m.keyword for m in matches}
-    return QueryResult(
-        query=Query(keywords, exclusions),
-        params=QueryParams(threshold, merge_threshold),
-        image_size_hw=size_hw,
-        num_regions=regions,
-        matches=tuple(sorted(matches, key=lambda m: -m.score)),
-        image_matched=bool(found) and not excluded_by,
-        missing_keywords=tuple(k for k in keywords if k not in found),
-        excluded_by=excluded_by,
-        best_scores=scores,
-    )
+from synthetic_results import match_of as _match
+from synthetic_results import query_result as _result
 
 
 def _rules(suggestions: tuple[Suggestion, ...]) -> list[str]:
@@ -348,3 +314,41 @@ def test_suggestion_round_trips_through_a_dict() -> None:
     original = Suggestion("r", rule="lower_threshold", confidence=0.85, threshold=0.43, keywords=("a",))
     data = json.loads(json.dumps(original.to_dict()))
     assert Suggestion.from_dict(data) == original
+
+
+# -- applying a suggestion fixes the screen it came from -------------------------------
+def _boxes(*boxes: tuple[int, int, int, int]) -> list[np.ndarray]:
+    masks = []
+    for x0, y0, x1, y1 in boxes:
+        mask = np.zeros((100, 120), bool)
+        mask[y0:y1, x0:x1] = True
+        masks.append(mask)
+    return masks
+
+
+def test_applying_the_lower_threshold_suggestion_finds_the_missing_keyword() -> None:
+    regions = regions_from_masks(_boxes((0, 0, 30, 30), (50, 50, 90, 90)))
+    probabilities = np.array([[0.91, 0.05, 0.04], [0.30, 0.437, 0.263]], np.float32)
+    scores = RegionScores(("dog", "cat", "background"), 2, 0, probabilities, probabilities.copy())
+    query = Query(("dog", "cat"))
+    before = match_regions(regions, scores, query, QueryParams(threshold=0.5))
+    assert before.missing_keywords == ("cat",)
+
+    suggestion = _only(advise(build_context([before])), "lower_threshold")
+    assert suggestion.threshold is not None
+    after = match_regions(regions, scores, query, QueryParams(threshold=suggestion.threshold))
+    assert after.missing_keywords == () and set(after.keywords_found()) == {"dog", "cat"}
+
+
+def test_applying_the_merge_suggestion_merges_the_duplicates() -> None:
+    regions = regions_from_masks(_boxes((0, 0, 50, 50), (10, 0, 60, 50), (20, 0, 70, 50)))
+    probabilities = np.array([[0.9, 0.1], [0.8, 0.2], [0.7, 0.3]], np.float32)
+    scores = RegionScores(("dog", "background"), 1, 0, probabilities, probabilities.copy())
+    query = Query(("dog",))
+    before = match_regions(regions, scores, query, QueryParams(merge_threshold=0.7))
+    assert len(before.matches) == 3
+
+    suggestion = _only(advise(build_context([before])), "lower_merge_threshold")
+    assert suggestion.merge_threshold is not None
+    after = match_regions(regions, scores, query, QueryParams(merge_threshold=suggestion.merge_threshold))
+    assert len(after.matches) == 1 and after.matches[0].score == pytest.approx(0.9)

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -207,7 +207,7 @@ class LLMClient:
         tools: Sequence[ToolSpec] = (),
         temperature: float | None = None,
         max_tokens: int | None = None,
-    ) -> Iterator[StreamItem]:
+    ) -> Generator[StreamItem, None, None]:
         """Stream one answer: `TextChunk`s, then every `ToolCall`, then one `StreamEnd`.
 
         Raises (while iterating) an `LLMError`: `LLMAuthError`, `LLMTimeoutError`,

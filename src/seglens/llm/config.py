@@ -57,6 +57,13 @@ class LLMConfig:
         if self.retry_base_delay_s < 0 or self.retry_max_delay_s < 0:
             raise ValueError("LLM retry delays must be >= 0 seconds")
 
+    def __repr__(self) -> str:
+        key = "set" if self.api_key is not None else "none"
+        return (
+            f"LLMConfig(base_url={self.display_url!r}, model={self.model!r}, api_key={key}, "
+            f"timeout_s={self.timeout_s:g}, max_retries={self.max_retries}, enabled={self.enabled})"
+        )
+
     @classmethod
     def from_settings(cls, settings: Settings) -> LLMConfig:
         """`SEGLENS_LLM_*` settings; ``SEGLENS_LLM_API_KEY`` wins over ``DEEPSEEK_API_KEY``;

@@ -336,11 +336,14 @@ def _lower_threshold(ctx: ScreenContext, skip: set[str]) -> Suggestion | None:
     for stats, close in near:
         scores = ", ".join(f"{v:.3f}" for v in close)
         missed = ctx.images_done - stats.images_matched
-        where = "has no match" if stats.matches == 0 else f"is missing in {missed} of {ctx.images_done} images"
-        parts.append(f"'{stats.keyword}' {where}, but its best score{'s' if len(close) > 1 else ''} {scores}")
+        where = (
+            "has no match" if stats.matches == 0 else f"is missing in {missed} of {ctx.images_done} images"
+        )
+        best = f"its best scores {scores} are" if len(close) > 1 else f"its best score {scores} is"
+        parts.append(f"'{stats.keyword}' {where}, but {best} just under the threshold {ctx.threshold:.2f}")
     return Suggestion(
-        f"Lower the threshold to {target:.2f}: " + "; ".join(parts) + f" sit just under the threshold "
-        f"{ctx.threshold:.2f}. Check the new matches: they are the least certain ones.",
+        f"Lower the threshold to {target:.2f}: " + "; ".join(parts) + ". Check the new matches: they "
+        "are the least certain ones.",
         rule="lower_threshold",
         confidence=0.85 if any(stats.matches == 0 for stats, _ in near) else 0.6,
         threshold=target,
@@ -421,6 +424,8 @@ def describe_context(context: ScreenContext) -> str:
     ctx = context
     lines: list[str] = []
     where = "1 image" if ctx.images_total == 1 else f"{ctx.images_total} images"
+    if ctx.images_total == 1 and ctx.largest_image_hw:
+        where += f" ({ctx.largest_image_hw[1]}x{ctx.largest_image_hw[0]} px)"
     if ctx.scope == "job" and ctx.images_done != ctx.images_total:
         where += f" ({ctx.images_done} done, {ctx.images_failed} failed)"
     query = ", ".join([*ctx.keywords, *(f"-{e}" for e in ctx.exclusions)]) or "(no keywords)"
