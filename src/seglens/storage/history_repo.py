@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, String, cast, func, literal, null, select, union_all
+from sqlalchemy import ColumnElement, Float, String, cast, func, literal, null, select, union_all
 
 from seglens.storage.db import Database
 from seglens.storage.records import HistoryEntry, keywords_key
@@ -61,7 +61,7 @@ class HistoryRepository:
                 )
             )
 
-    def list(self, filters: HistoryFilter, *, limit: int, offset: int) -> tuple[list[HistoryEntry], int]:
+    def page(self, filters: HistoryFilter, *, limit: int, offset: int) -> tuple[list[HistoryEntry], int]:
         """Newest first."""
         jobs = select(
             literal("job").label("kind"),
@@ -94,7 +94,7 @@ class HistoryRepository:
             InteractionRow.image_id,
         )
         union = union_all(jobs, interactions).subquery()
-        where = []
+        where: list[ColumnElement[bool]] = []
         if filters.keyword:
             pattern = "%" + _escape_like(keywords_key([filters.keyword.strip()])) + "%"
             where.append(union.c.keywords.like(pattern, escape="\\"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from seglens.storage.db import Database
 from seglens.storage.records import StoredImage
@@ -56,6 +56,15 @@ class ImageRepository:
         with self.db.read() as session:
             row = session.get(ImageRow, image_id)
             return _image(row) if row else None
+
+    def page(self, *, limit: int, offset: int) -> tuple[list[StoredImage], int]:
+        """Newest first."""
+        with self.db.read() as session:
+            rows = session.scalars(
+                select(ImageRow).order_by(ImageRow.created_at.desc(), ImageRow.id).limit(limit).offset(offset)
+            ).all()
+            total = session.scalar(select(func.count()).select_from(ImageRow))
+            return [_image(r) for r in rows], int(total or 0)
 
     def get_many(self, image_ids: Sequence[str]) -> dict[str, StoredImage]:
         found: dict[str, StoredImage] = {}

@@ -139,7 +139,7 @@ class JobRepository:
             row = session.get(JobRow, job_id)
             return _job(row) if row else None
 
-    def list(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
+    def page(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
         """Newest first."""
         with self.db.read() as session:
             query = select(JobRow)

@@ -1,0 +1,97 @@
+"""Dependencies injected into route handlers with ``Annotated[..., Depends(...)]``."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from seglens.api.errors import ApiError
+from seglens.services.history import HistoryService
+from seglens.services.images import ImageService
+from seglens.services.interactive import InteractiveService
+from seglens.services.jobs import JobService
+from seglens.services.jobs_reports import JobReports
+from seglens.services.runtime import Runtime
+from seglens.services.search import SearchService
+from seglens.settings import Settings
+
+__all__ = [
+    "HistoryDep",
+    "ImagesDep",
+    "InteractiveDep",
+    "JobsDep",
+    "ReportsDep",
+    "RuntimeDep",
+    "SearchDep",
+    "SettingsDep",
+    "require_token",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="Set when the server has SEGLENS_API_TOKEN.")
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_settings(runtime: RuntimeDep) -> Settings:
+    return runtime.settings
+
+
+def require_token(
+    runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """401 unless the request carries ``Authorization: Bearer <SEGLENS_API_TOKEN>``
+    (when a token is configured). Compared in constant time."""
+    expected = runtime.settings.api_token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise ApiError(
+            401,
+            "unauthorized",
+            "this server needs a bearer token: send 'Authorization: Bearer <SEGLENS_API_TOKEN>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _images(runtime: RuntimeDep) -> ImageService:
+    return runtime.images
+
+
+def _jobs(runtime: RuntimeDep) -> JobService:
+    return runtime.jobs
+
+
+def _reports(runtime: RuntimeDep) -> JobReports:
+    return runtime.reports
+
+
+def _interactive(runtime: RuntimeDep) -> InteractiveService:
+    return runtime.interactive
+
+
+def _search(runtime: RuntimeDep) -> SearchService:
+    return runtime.search
+
+
+def _history(runtime: RuntimeDep) -> HistoryService:
+    return runtime.history
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ImagesDep = Annotated[ImageService, Depends(_images)]
+JobsDep = Annotated[JobService, Depends(_jobs)]
+ReportsDep = Annotated[JobReports, Depends(_reports)]
+InteractiveDep = Annotated[InteractiveService, Depends(_interactive)]
+SearchDep = Annotated[SearchService, Depends(_search)]
+HistoryDep = Annotated[HistoryService, Depends(_history)]

@@ -1,0 +1,395 @@
+"""Request and response bodies of the HTTP API (the OpenAPI schema at ``/docs``).
+
+Conventions: ids are strings; times are ISO 8601 UTC; boxes are ``bbox_xyxy`` pixel
+coordinates ``[x0, y0, x1, y1]`` with exclusive right/bottom edges; masks are COCO
+compressed RLE (``size`` is ``[height, width]``); durations are ``*_ms`` milliseconds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "ErrorBody",
+    "ErrorResponse",
+    "HealthOut",
+    "HistoryEntryOut",
+    "HistoryPage",
+    "ImageOut",
+    "JobCreate",
+    "JobEventOut",
+    "JobOut",
+    "JobPage",
+    "JobParamsIn",
+    "JobStatsOut",
+    "MatchOut",
+    "PromptIn",
+    "PromptOut",
+    "QueryIn",
+    "QueryOut",
+    "ResultOut",
+    "ResultPage",
+    "RleOut",
+    "SearchOut",
+    "UploadOut",
+]
+
+Unit = Annotated[float, Field(ge=0.0, le=1.0)]
+Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+ImageId = Annotated[str, Field(min_length=1, max_length=128, description="sha256 of the file's bytes")]
+QueryText = Annotated[
+    str, Field(min_length=1, max_length=4000, description='Keywords, comma-separated; "-word" excludes.')
+]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- errors --------------------------------------------------------------------------------
+class ErrorBody(_Out):
+    code: str = Field(description="Stable machine-readable reason, e.g. `job_not_found`.")
+    message: str = Field(description="One human sentence.")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field or per-file problems, when there are several."
+    )
+
+
+class ErrorResponse(_Out):
+    error: ErrorBody
+
+
+# -- health --------------------------------------------------------------------------------
+class QueueOut(_Out):
+    depth: int = Field(description="Images waiting or in flight across queued and running jobs.")
+    jobs: dict[str, int] = Field(description="Number of jobs per status.")
+    workers: int
+    in_flight: int
+    interactive_in_flight: int
+
+
+class HealthOut(_Out):
+    status: Literal["idle", "loading", "ready", "error"] = Field(
+        description="`ready` once the models are loaded; `error` with `load_error` if they cannot be."
+    )
+    version: str
+    profile: str
+    models: dict[str, str] | None
+    device: str
+    meaningless: bool = Field(
+        description="True for the `tiny` profile: random weights, results mean nothing."
+    )
+    warning: str | None
+    load_error: str | None
+    queue: QueueOut
+
+
+# -- images --------------------------------------------------------------------------------
+class ImageOut(_Out):
+    id: str = Field(description="sha256 of the file's bytes: the same content always gets the same id.")
+    sha256: str
+    filename: str = Field(description="The name the file was uploaded under (metadata only).")
+    width: int
+    height: int
+    format: str
+    bytes: int
+    created_at: datetime
+    file_url: str
+    thumbnail_url: str
+
+
+class UploadResultOut(_Out):
+    index: int = Field(description="Position of the file in the request.")
+    filename: str
+    status: Literal["created", "exists", "rejected"]
+    image: ImageOut | None = None
+    error: ErrorBody | None = None
+
+
+class UploadOut(_Out):
+    files: list[UploadResultOut]
+    accepted: int
+    rejected: int
+
+
+# -- masks and matches -----------------------------------------------------------------------
+class RleOut(_Out):
+    size: list[int] = Field(description="[height, width]")
+    counts: str = Field(description="pycocotools compressed counts")
+
+
+class MatchOut(_Out):
+    keyword: str
+    score: float = Field(description="Probability in [0, 1] that the region is the keyword.")
+    cosine: float = Field(description="Raw image-text cosine similarity.")
+    bbox_xyxy: list[float]
+    area: int
+    region_indices: list[int]
+    rle: RleOut
+
+
+# -- jobs ----------------------------------------------------------------------------------
+class JobParamsIn(_In):
+    threshold: Unit = 0.5
+    merge_threshold: Unit = Field(default=0.7, description="Mask IoU above which matches merge; 1 = never.")
+    mode: Literal["any", "all"] = "any"
+    merge_strategy: Literal["nms", "union"] = "nms"
+    points_per_side: Annotated[int, Field(ge=1, le=128)] | None = Field(
+        default=None, description="Point grid of mask generation; default: the profile's."
+    )
+    alpha: Unit = Field(default=0.5, description="Overlay opacity of the `overlays` export.")
+    profile: Annotated[str, Field(max_length=64)] | None = Field(
+        default=None, description="Must be the server's profile when given."
+    )
+
+
+class JobCreate(_In):
+    image_ids: list[ImageId] = Field(min_length=1, description="Uploaded image ids; duplicates are dropped.")
+    query: QueryText
+    params: JobParamsIn = Field(default_factory=JobParamsIn)
+
+
+class ProgressOut(_Out):
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    remaining: int = Field(description="Pending or in flight.")
+
+
+class JobOut(_Out):
+    id: str
+    status: Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
+    query: str
+    params: dict[str, Any]
+    progress: ProgressOut
+    matches: int = Field(description="Matches found so far across the job's images.")
+    profile: str | None
+    models: dict[str, Any]
+    meaningless: bool
+    warning: str | None
+    priority: int = Field(description="1 for one-image jobs, which go ahead of batches.")
+    interruptions: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+T = TypeVar("T")
+
+
+class Page(_Out, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobPage(Page[JobOut]):
+    pass
+
+
+class JobEventOut(_Out):
+    at: datetime
+    kind: str
+    message: str | None
+
+
+class ResultOut(_Out):
+    image_id: str
+    position: int
+    status: Literal["pending", "running", "done", "failed", "skipped"]
+    filename: str | None
+    num_regions: int | None
+    image_matched: bool | None
+    matches: list[MatchOut]
+    timings_ms: dict[str, float]
+    cache_hits: dict[str, bool]
+    warnings: list[str]
+    error: ErrorBody | None
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ResultPage(Page[ResultOut]):
+    meaningless: bool
+    warning: str | None
+
+
+class ImageLogOut(_Out):
+    job_id: str
+    image_id: str
+    filename: str | None
+    status: Literal["pending", "running", "done", "failed", "skipped"]
+    attempts: int
+    width: int | None
+    height: int | None
+    num_regions: int | None
+    timings_ms: dict[str, float]
+    cache_hits: dict[str, bool]
+    matches_per_keyword: dict[str, int]
+    best_scores: dict[str, float]
+    matches: list[dict[str, Any]] = Field(description="keyword, score, cosine, bbox_xyxy, area (no masks)")
+    warnings: list[str]
+    error: ErrorBody | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class StageStatsOut(_Out):
+    count: int
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+class KeywordStatsOut(_Out):
+    matches: int
+    images: int
+    best_score: float
+
+
+class SlowImageOut(_Out):
+    image_id: str
+    filename: str
+    total_ms: float
+
+
+class JobStatsOut(_Out):
+    job_id: str
+    status: str
+    progress: ProgressOut
+    elapsed_s: float | None = Field(description="First image started to last image finished.")
+    busy_s: float = Field(description="Sum of per-image processing times.")
+    images_per_minute: float | None
+    stages: dict[str, StageStatsOut]
+    keywords: dict[str, KeywordStatsOut]
+    slowest: list[SlowImageOut]
+    cache_hits: dict[str, int]
+    errors: dict[str, int] = Field(description="Failed images per error code.")
+    retried: int = Field(description="Images that needed more than one attempt.")
+    meaningless: bool
+    warning: str | None
+
+
+# -- interactive ---------------------------------------------------------------------------
+class QueryIn(_In):
+    image_id: ImageId
+    query: QueryText
+    threshold: Unit = 0.5
+    merge_threshold: Unit = 0.7
+    mode: Literal["any", "all"] = "any"
+    merge_strategy: Literal["nms", "union"] = "nms"
+    alpha: Unit = Field(
+        default=0.5, description="Overlay opacity; changing only this re-renders, nothing else."
+    )
+    points_per_side: Annotated[int, Field(ge=1, le=128)] | None = None
+    overlay: bool = Field(default=True, description="Return the overlay as a base64 PNG.")
+    overlay_max_side_px: Annotated[int, Field(ge=16, le=16384)] | None = Field(
+        default=2048, description="Shrink the overlay to this longest side; null for full size."
+    )
+
+
+class QueryOut(_Out):
+    image_id: str
+    query: str
+    keywords: list[str]
+    exclusions: list[str]
+    num_regions: int
+    image_matched: bool
+    missing_keywords: list[str]
+    excluded_by: list[str]
+    best_scores: dict[str, float]
+    matches: list[MatchOut]
+    timings_ms: dict[str, float]
+    cache_hits: dict[str, bool]
+    overlay_png_base64: str | None = Field(description="PNG of the image with the matches drawn on it.")
+    overlay_width: int | None
+    overlay_height: int | None
+    meaningless: bool
+    warning: str | None
+
+
+class PromptIn(_In):
+    points: list[Annotated[list[Coordinate], Field(min_length=3, max_length=3)]] = Field(
+        default_factory=list, max_length=64, description="[[x, y, 1 positive | 0 negative], ...]"
+    )
+    boxes: list[Annotated[list[Coordinate], Field(min_length=4, max_length=4)]] = Field(
+        default_factory=list, max_length=16, description="[[x0, y0, x1, y1], ...]: one mask per box."
+    )
+
+    @field_validator("points")
+    @classmethod
+    def _labels(cls, points: list[list[float]]) -> list[list[float]]:
+        for point in points:
+            if point[2] not in (0, 1):
+                raise ValueError("a point's label (third value) must be 1 (positive) or 0 (negative)")
+        return points
+
+
+class PromptMaskOut(_Out):
+    rle: RleOut
+    score: float = Field(description="The model's predicted IoU.")
+    bbox_xyxy: list[float]
+    area: int
+
+
+class PromptOut(_Out):
+    image_id: str
+    masks: list[PromptMaskOut]
+    elapsed_ms: float
+    meaningless: bool
+    warning: str | None
+
+
+class SearchHitOut(_Out):
+    image_id: str | None = Field(description="null for images processed outside the server.")
+    pixels_sha256: str
+    thumbnail_url: str | None
+    region_index: int
+    keyword: str
+    score: float
+    cosine: float
+    bbox_xyxy: list[float]
+    area: int
+    rle: RleOut
+
+
+class SearchOut(_Out):
+    query: str
+    keywords: list[str]
+    hits: list[SearchHitOut]
+    scanned_images: int
+    scanned_regions: int
+    elapsed_ms: float
+    meaningless: bool
+    warning: str | None
+
+
+# -- history -------------------------------------------------------------------------------
+class HistoryEntryOut(_Out):
+    kind: Literal["job", "query", "prompt", "search"]
+    ref: str = Field(description="The job id, or the interactive request's number.")
+    created_at: datetime
+    query: str
+    params: dict[str, Any]
+    status: str
+    image_count: int
+    match_count: int
+    duration_ms: float | None
+    image_id: str | None
+
+
+class HistoryPage(Page[HistoryEntryOut]):
+    pass

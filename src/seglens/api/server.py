@@ -1,0 +1,53 @@
+"""Run the app under uvicorn (``seglens serve``).
+
+SIGTERM or Ctrl-C: uvicorn stops accepting connections, waits up to
+SEGLENS_SHUTDOWN_GRACE_S for open requests, then the app's shutdown stops the workers
+(the image in flight finishes or is abandoned cleanly) and marks running jobs
+interrupted; the next start resumes them (unless SEGLENS_AUTO_RESUME=false).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+
+from seglens.services.logcontext import configure_logging
+from seglens.settings import Settings
+
+__all__ = ["serve"]
+
+log = logging.getLogger("seglens.server")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(settings: Settings) -> None:
+    """Serve until stopped. Blocks."""
+    import uvicorn
+
+    from seglens.api.app import create_app
+
+    configure_logging(settings.log_level, settings.log_format)
+    if not _is_loopback(settings.host) and settings.api_token is None:
+        log.warning(
+            "listening on a non-loopback address without SEGLENS_API_TOKEN: anyone who can reach "
+            "this port can use the API",
+            extra={"fields": {"host": settings.host}},
+        )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,  # RequestContextMiddleware writes JSON access lines with request ids
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_s)),
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,170 @@
+"""Interactive use cases: query one image, refine a mask with clicks or a box.
+
+Both go ahead of batch work (`Scheduler.interactive`): while they run, workers start no
+new batch image. A query reads the image's regions and region embeddings from the cache
+and segments the image first only if it never was; changing only `alpha` re-renders and
+nothing else.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+from PIL import Image
+
+from seglens.core.query import parse_query
+from seglens.core.types import PromptResult, QueryParams, QueryResult
+from seglens.services.errors import InvalidInput
+from seglens.services.history import HistoryService
+from seglens.services.images import ImageService
+from seglens.services.provider import PipelineProvider
+from seglens.services.scheduler import Scheduler
+from seglens.storage.records import StoredImage
+
+__all__ = ["InteractiveService", "Overlay", "PromptOutcome", "QueryOutcome"]
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """A rendered overlay: PNG bytes and its size in pixels."""
+
+    png: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class QueryOutcome:
+    image: StoredImage
+    result: QueryResult
+    timings_ms: dict[str, float]
+    cache_hits: dict[str, bool]
+    overlay: Overlay | None
+    meaningless: bool
+
+
+@dataclass(frozen=True)
+class PromptOutcome:
+    image: StoredImage
+    masks: list[PromptResult]
+    elapsed_ms: float
+    meaningless: bool
+
+
+class InteractiveService:
+    def __init__(
+        self,
+        images: ImageService,
+        provider: PipelineProvider,
+        scheduler: Scheduler,
+        history: HistoryService,
+        *,
+        models_wait_s: float,
+    ):
+        self.images = images
+        self.provider = provider
+        self.scheduler = scheduler
+        self.history = history
+        self.models_wait_s = models_wait_s
+
+    def query(
+        self,
+        image_id: str,
+        query: str,
+        params: QueryParams,
+        *,
+        alpha: float = 0.5,
+        points_per_side: int | None = None,
+        overlay: bool = True,
+        overlay_max_side_px: int | None = None,
+    ) -> QueryOutcome:
+        """Matches of `query` in the image and, when `overlay`, the rendered overlay
+        (shrunk so its longest side is at most `overlay_max_side_px`, if given)."""
+        image = self.images.get(image_id)
+        try:
+            parsed = parse_query(query)
+        except ValueError as error:
+            raise InvalidInput("invalid_query", str(error)) from None
+        if not 0.0 <= alpha <= 1.0:
+            raise InvalidInput("invalid_params", f"alpha must be in [0, 1], got {alpha}")
+        pipeline = self.provider.get(self.models_wait_s)
+        generation = pipeline.generation
+        if points_per_side is not None:
+            try:
+                generation = replace(generation, points_per_side=points_per_side)
+            except ValueError as error:
+                raise InvalidInput("invalid_params", str(error)) from None
+        started = time.perf_counter()
+        with self.scheduler.interactive():
+            loaded = self.images.load(image.id)
+            segmentation = pipeline.segment(loaded, generation)
+            result = pipeline.match(segmentation, parsed, params)
+        timings = {
+            "segment": segmentation.timings_ms.get("total", 0.0),
+            "match": result.elapsed_ms,
+        }
+        rendered = None
+        if overlay:
+            tick = time.perf_counter()
+            picture = pipeline.render(segmentation, result, alpha=alpha)
+            if overlay_max_side_px and max(picture.size) > overlay_max_side_px:
+                picture.thumbnail((overlay_max_side_px, overlay_max_side_px), Image.Resampling.BILINEAR)
+            buffer = io.BytesIO()
+            picture.save(buffer, "PNG", compress_level=1)
+            rendered = Overlay(buffer.getvalue(), picture.width, picture.height)
+            timings["render"] = (time.perf_counter() - tick) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        self.history.record(
+            "query",
+            query=query,
+            keywords=(*parsed.keywords, *parsed.exclusions),
+            params={**asdict(params), "alpha": alpha, "points_per_side": points_per_side},
+            image_id=image.id,
+            image_count=1,
+            match_count=len(result.matches),
+            duration_ms=timings["total"],
+        )
+        return QueryOutcome(
+            image=image,
+            result=result,
+            timings_ms=timings,
+            cache_hits=dict(segmentation.cache_hits),
+            overlay=rendered,
+            meaningless=pipeline.meaningless,
+        )
+
+    def prompt(
+        self,
+        image_id: str,
+        *,
+        points: Sequence[Sequence[float]] | None = None,
+        boxes: Sequence[Sequence[float]] | None = None,
+    ) -> PromptOutcome:
+        """One refined mask per box (or one for the points alone). Points are
+        ``[x, y, label]`` with label 1 (positive) or 0 (negative), in image pixels."""
+        image = self.images.get(image_id)
+        if not points and not boxes:
+            raise InvalidInput("invalid_prompt", "give at least one point or one box")
+        pipeline = self.provider.get(self.models_wait_s)
+        started = time.perf_counter()
+        masks: list[PromptResult] = []
+        with self.scheduler.interactive():
+            loaded = self.images.load(image.id)
+            try:
+                for box in boxes or (None,):
+                    masks.append(pipeline.prompt(loaded, points=points or None, box=box))
+            except ValueError as error:
+                raise InvalidInput("invalid_prompt", str(error)) from None
+        elapsed = (time.perf_counter() - started) * 1000
+        self.history.record(
+            "prompt",
+            params={"points": len(points or ()), "boxes": len(boxes or ())},
+            image_id=image.id,
+            image_count=1,
+            match_count=len(masks),
+            duration_ms=elapsed,
+        )
+        return PromptOutcome(image, masks, elapsed, pipeline.meaningless)

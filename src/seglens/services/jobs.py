@@ -1,0 +1,195 @@
+"""Job use cases: submit a batch, watch it, cancel, resume, delete, recover after a crash.
+
+Contracts:
+
+- `create` queues every image (duplicates dropped, order kept) or nothing; it refuses with
+  `QueueFull` when the images waiting across all jobs would exceed `max_queue`.
+- `cancel` is immediate and final for the results: images not yet done become
+  ``skipped``; the image in flight finishes in the background and its result is
+  discarded (its expensive stages stay cached, so a resume gets it almost free).
+- `resume` queues again every image that is not done (pending, skipped, failed).
+- `recover` runs at start-up: jobs the previous process left ``running`` become
+  ``interrupted`` (their in-flight images go back to ``pending``) and, with
+  `auto_resume`, every interrupted job is resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+
+from seglens.core.query import parse_query
+from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull
+from seglens.services.jobs_types import JobParams
+from seglens.services.logcontext import bind
+from seglens.services.scheduler import Scheduler
+from seglens.storage.images_repo import ImageRepository
+from seglens.storage.jobs_repo import JobRepository, NewJob
+from seglens.storage.records import JobEvent, JobItemRecord, JobRecord, TransitionError
+
+__all__ = ["JobService"]
+
+log = logging.getLogger("seglens.jobs")
+
+
+class JobService:
+    def __init__(
+        self,
+        jobs: JobRepository,
+        images: ImageRepository,
+        scheduler: Scheduler,
+        *,
+        profile: str | None,
+        meaningless: Callable[[], bool],
+        max_queue: int,
+        max_job_images: int,
+    ):
+        self.jobs = jobs
+        self.images = images
+        self.scheduler = scheduler
+        self.profile = profile
+        self._meaningless = meaningless
+        self.max_queue = max_queue
+        self.max_job_images = max_job_images
+
+    def create(self, image_ids: Sequence[str], query: str, params: JobParams) -> JobRecord:
+        try:
+            parsed = parse_query(query)
+        except ValueError as error:
+            raise InvalidInput("invalid_query", str(error)) from None
+        ids = tuple(dict.fromkeys(image_ids))
+        if not ids:
+            raise InvalidInput("no_images", "a job needs at least one image id")
+        if len(ids) > self.max_job_images:
+            raise InvalidInput(
+                "too_many_images", f"a job takes at most {self.max_job_images} images, got {len(ids)}"
+            )
+        if params.profile is not None and params.profile != self.profile:
+            raise InvalidInput(
+                "profile_not_loaded",
+                f"this server runs profile {self.profile!r}, not {params.profile!r}; "
+                f"start it with `seglens serve --profile {params.profile}`",
+            )
+        found = self.images.get_many(ids)
+        missing = [i for i in ids if i not in found]
+        if missing:
+            shown = ", ".join(m[:80] for m in missing[:5])
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            raise NotFound("image_not_found", f"unknown image ids: {shown}{more}")
+        depth = self.jobs.queue_depth()
+        if depth + len(ids) > self.max_queue:
+            wait_s = self.scheduler.estimate_wait_s(depth + len(ids) - self.max_queue)
+            raise QueueFull(
+                "queue_full",
+                f"{depth} images are already waiting (limit {self.max_queue}); try again later",
+                int(min(3600, max(1, wait_s))),
+            )
+        job = self.jobs.create(
+            NewJob(
+                id=uuid.uuid4().hex,
+                query=query,
+                keywords=(*parsed.keywords, *parsed.exclusions),
+                params=params.to_dict(),
+                profile=params.profile or self.profile,
+                meaningless=self._meaningless(),
+                image_ids=ids,
+                priority=1 if len(ids) == 1 else 0,
+            )
+        )
+        with bind(job_id=job.id):
+            log.info("job created", extra={"fields": {"images": job.total, "query": query}})
+        self.scheduler.wake()
+        return job
+
+    def get(self, job_id: str) -> JobRecord:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise NotFound("job_not_found", f"no job with id {job_id[:80]!r}")
+        return job
+
+    def page(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
+        return self.jobs.page(limit=limit, offset=offset, status=status)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        try:
+            job = self.jobs.cancel(job_id)
+        except TransitionError as error:
+            raise Conflict("job_finished", str(error)) from None
+        if job is None:
+            raise NotFound("job_not_found", f"no job with id {job_id[:80]!r}")
+        with bind(job_id=job.id):
+            log.info("job cancelled", extra={"fields": {"done": job.done, "skipped": job.skipped}})
+        return job
+
+    def resume(self, job_id: str) -> JobRecord:
+        try:
+            job = self.jobs.resume(job_id)
+        except TransitionError as error:
+            code = "job_active" if error.status in ("queued", "running") else "nothing_to_resume"
+            raise Conflict(code, str(error)) from None
+        if job is None:
+            raise NotFound("job_not_found", f"no job with id {job_id[:80]!r}")
+        with bind(job_id=job.id):
+            log.info("job resumed", extra={"fields": {"remaining": job.remaining}})
+        self.scheduler.wake()
+        return job
+
+    def delete(self, job_id: str) -> None:
+        """Delete a job and its results; a running job is cancelled first."""
+        job = self.get(job_id)
+        if job.status in ("queued", "running", "interrupted"):
+            with contextlib.suppress(TransitionError):  # it finished in between: delete it anyway
+                self.jobs.cancel(job_id)
+        if not self.jobs.delete(job_id):
+            raise NotFound("job_not_found", f"no job with id {job_id[:80]!r}")
+        with bind(job_id=job_id):
+            log.info("job deleted")
+
+    def results(
+        self, job_id: str, *, limit: int, offset: int, status: str | None = None
+    ) -> tuple[list[JobItemRecord], int]:
+        self.get(job_id)
+        return self.jobs.items(job_id, limit=limit, offset=offset, status=status)
+
+    def item(self, job_id: str, image_id: str) -> JobItemRecord:
+        self.get(job_id)
+        item = self.jobs.item(job_id, image_id)
+        if item is None:
+            raise NotFound("image_not_in_job", f"image {image_id[:80]!r} is not part of job {job_id}")
+        return item
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        self.get(job_id)
+        return self.jobs.events(job_id)
+
+    def recover(self, *, auto_resume: bool) -> tuple[list[str], list[str]]:
+        """Mark jobs left running by a previous process interrupted; resume interrupted
+        jobs when `auto_resume`. Returns (interrupted ids, resumed ids)."""
+        interrupted = self.jobs.interrupt_running("the server stopped while the job was running")
+        resumed: list[str] = []
+        if auto_resume:
+            for job_id in self.jobs.ids_with_status("interrupted"):
+                try:
+                    self.jobs.resume(job_id)
+                except TransitionError:
+                    continue
+                resumed.append(job_id)
+        if interrupted or resumed:
+            log.info("jobs recovered", extra={"fields": {"interrupted": interrupted, "resumed": resumed}})
+            self.scheduler.wake()
+        return interrupted, resumed
+
+    def interrupt_running(self, message: str) -> list[str]:
+        """At shutdown: running jobs become interrupted, their in-flight images pending."""
+        ids = self.jobs.interrupt_running(message)
+        if ids:
+            log.info("jobs interrupted", extra={"fields": {"jobs": ids, "reason": message}})
+        return ids
+
+    def queue_depth(self) -> int:
+        return self.jobs.queue_depth()
+
+    def counts(self) -> dict[str, int]:
+        return self.jobs.count_by_status()

@@ -1,0 +1,283 @@
+"""What a job produced: per-image logs (level 1), batch statistics (level 2), downloads.
+
+Statistics are computed from the stored per-image timings on demand, so they are always
+consistent with the results. Exports: COCO instance JSON with provenance (query, params,
+model ids, profile, version), a CSV with one row per match, a zip of mask PNGs, a zip of
+overlays.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from seglens import __version__
+from seglens.core.exports import CSV_COLUMNS, ImageRecord, coco_document, csv_text, match_rows
+from seglens.core.query import parse_query
+from seglens.core.render import render_mask_png
+from seglens.core.types import ImageInfo
+from seglens.services.images import ImageService
+from seglens.services.jobs import JobService
+from seglens.services.jobs_types import JobParams, result_to_query_result
+from seglens.services.pipeline import TINY_BANNER
+from seglens.services.provider import PipelineProvider
+from seglens.storage.records import JobItemRecord, JobRecord
+
+__all__ = ["Export", "ExportFormat", "JobReports", "JobStats", "StageStats"]
+
+ExportFormat = Literal["coco", "csv", "masks", "overlays"]
+_SLOWEST = 5
+
+
+@dataclass(frozen=True)
+class StageStats:
+    count: int
+    mean_ms: float
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+@dataclass(frozen=True)
+class KeywordStats:
+    matches: int
+    images: int
+    best_score: float
+
+
+@dataclass(frozen=True)
+class SlowImage:
+    image_id: str
+    filename: str
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """Batch statistics. `elapsed_s` runs from the first image started to the last one
+    finished (time the server was down in between included); `images_per_minute` is
+    ``(done + failed) / elapsed``; `busy_s` sums the per-image processing times."""
+
+    job: JobRecord
+    elapsed_s: float | None
+    busy_s: float
+    images_per_minute: float | None
+    stages: dict[str, StageStats]
+    keywords: dict[str, KeywordStats]
+    slowest: list[SlowImage]
+    cache_hits: dict[str, int]
+    errors: dict[str, int]
+    retried: int
+
+
+@dataclass(frozen=True)
+class Export:
+    """A download: either `content` in memory or a temporary file at `path` that the
+    caller deletes after sending."""
+
+    media_type: str
+    filename: str
+    content: bytes | None = None
+    path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _stage_stats(values: list[float]) -> StageStats:
+    array = np.asarray(values, np.float64)
+    return StageStats(
+        count=len(values),
+        mean_ms=round(float(array.mean()), 3),
+        p50_ms=round(float(np.percentile(array, 50)), 3),
+        p95_ms=round(float(np.percentile(array, 95)), 3),
+        max_ms=round(float(array.max()), 3),
+    )
+
+
+def _safe(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^\w.-]+", "_", text)[:limit] or "x"
+
+
+class JobReports:
+    def __init__(
+        self,
+        jobs: JobService,
+        images: ImageService,
+        provider: PipelineProvider,
+        *,
+        tmp_dir: Path,
+        models_wait_s: float = 30.0,
+    ):
+        self.jobs = jobs
+        self.images = images
+        self.provider = provider
+        self.tmp_dir = tmp_dir
+        self.models_wait_s = models_wait_s
+
+    # -- level 2 ---------------------------------------------------------------------------
+    def stats(self, job_id: str) -> JobStats:
+        job = self.jobs.get(job_id)
+        stages: dict[str, list[float]] = {}
+        keywords: dict[str, dict[str, Any]] = {}
+        slow: list[tuple[float, str]] = []
+        cache_hits: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        first: datetime | None = None
+        last: datetime | None = None
+        retried = 0
+        for item in self.jobs.jobs.iter_items(job.id):
+            retried += int(item.attempts > 1)
+            if item.status in ("done", "failed") and item.started_at and item.finished_at:
+                first = item.started_at if first is None else min(first, item.started_at)
+                last = item.finished_at if last is None else max(last, item.finished_at)
+            if item.status == "failed":
+                errors[item.error_code or "unknown"] = errors.get(item.error_code or "unknown", 0) + 1
+            if item.status != "done" or item.result is None:
+                continue
+            for stage, ms in (item.timings_ms or {}).items():
+                stages.setdefault(stage, []).append(float(ms))
+            slow.append(((item.timings_ms or {}).get("total", 0.0), item.image_id))
+            for name, hit in item.result.get("cache_hits", {}).items():
+                cache_hits[name] = cache_hits.get(name, 0) + int(bool(hit))
+            seen: set[str] = set()
+            for match in item.result.get("matches", ()):
+                entry = keywords.setdefault(match["keyword"], {"matches": 0, "images": 0, "best": 0.0})
+                entry["matches"] += 1
+                entry["best"] = max(entry["best"], float(match["score"]))
+                if match["keyword"] not in seen:
+                    seen.add(match["keyword"])
+                    entry["images"] += 1
+        slow.sort(reverse=True)
+        names = self.images.repo.get_many([image_id for _, image_id in slow[:_SLOWEST]])
+        elapsed = (last - first).total_seconds() if first and last else None
+        processed = job.done + job.failed
+        return JobStats(
+            job=job,
+            elapsed_s=elapsed,
+            busy_s=round(sum(stages.get("total", [])) / 1000, 3),
+            images_per_minute=round(processed / elapsed * 60, 3) if elapsed else None,
+            stages={k: _stage_stats(v) for k, v in stages.items()},
+            keywords={
+                k: KeywordStats(v["matches"], v["images"], round(v["best"], 6)) for k, v in keywords.items()
+            },
+            slowest=[
+                SlowImage(image_id, names[image_id].filename if image_id in names else "", round(ms, 3))
+                for ms, image_id in slow[:_SLOWEST]
+            ],
+            cache_hits=cache_hits,
+            errors=errors,
+            retried=retried,
+        )
+
+    # -- exports ---------------------------------------------------------------------------
+    def _records(self, job: JobRecord) -> list[tuple[JobItemRecord, ImageRecord]]:
+        params = JobParams.from_dict(job.params)
+        items = list(self.jobs.jobs.iter_items(job.id))
+        names = self.images.repo.get_many([i.image_id for i in items])
+        out = []
+        for item in items:
+            stored = names.get(item.image_id)
+            record = ImageRecord(file_name=stored.filename if stored else item.image_id)
+            record.error, record.error_code = item.error, item.error_code
+            record.timings_ms = dict(item.timings_ms or {})
+            if item.status != "done":
+                record.error = record.error or f"image not processed ({item.status})"
+            if item.result is not None and stored is not None:
+                record.info = ImageInfo(
+                    sha256=item.result.get("image", {}).get("pixels_sha256", stored.pixels_sha256),
+                    width=stored.width,
+                    height=stored.height,
+                    format=stored.format,
+                    bytes=stored.bytes,
+                    filename=stored.filename,
+                )
+                record.result = result_to_query_result(item.result, job.query, params)
+                record.cache_hits = dict(item.result.get("cache_hits", {}))
+            out.append((item, record))
+        return out
+
+    def _provenance(self, job: JobRecord) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "seglens_version": __version__,
+            "job_id": job.id,
+            "query": job.query,
+            "params": job.params,
+            "profile": job.profile,
+            "models": job.models,
+            "meaningless": job.meaningless,
+            "created_at": job.created_at.isoformat(),
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+            "status": job.status,
+        }
+        if job.meaningless:
+            info["warning"] = TINY_BANNER
+        return info
+
+    def export(self, job_id: str, fmt: ExportFormat) -> Export:
+        job = self.jobs.get(job_id)
+        pairs = self._records(job)
+        stem = f"seglens-job-{job.id[:12]}"
+        if fmt == "coco":
+            keywords = parse_query(job.query).keywords
+            document = coco_document([r for _, r in pairs], keywords, self._provenance(job))
+            done = [item for item, record in pairs if record.info is not None and record.result is not None]
+            for entry, item in zip(document["images"], done, strict=True):
+                entry["seglens_image_id"] = item.image_id
+            return Export("application/json", f"{stem}.coco.json", content=json.dumps(document).encode())
+        if fmt == "csv":
+            rows = []
+            for item, record in pairs:
+                for row in match_rows([record]):
+                    rows.append({"image_id": item.image_id, **row})
+            text = csv_text(rows, ("image_id", *CSV_COLUMNS))
+            return Export("text/csv; charset=utf-8", f"{stem}.csv", content=text.encode())
+        return self._zip(job, pairs, fmt, stem)
+
+    def _zip(
+        self, job: JobRecord, pairs: list[tuple[JobItemRecord, ImageRecord]], fmt: ExportFormat, stem: str
+    ) -> Export:
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=self.tmp_dir)
+        path = Path(name)
+        params = JobParams.from_dict(job.params)
+        try:
+            pipeline = self.provider.get(self.models_wait_s) if fmt == "overlays" else None
+            with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+                archive.writestr("provenance.json", json.dumps(self._provenance(job), indent=2))
+                index = ["file,image_id,keyword,score,cosine,area"]
+                for item, record in pairs:
+                    if record.result is None:
+                        continue
+                    base = f"{item.position:05d}-{_safe(Path(record.file_name).stem)}"
+                    if fmt == "masks":
+                        for n, match in enumerate(record.result.matches, start=1):
+                            name = f"masks/{base}/{n:03d}-{_safe(match.keyword)}.png"
+                            buffer = io.BytesIO()
+                            render_mask_png(match.rle).save(buffer, "PNG", optimize=True)
+                            archive.writestr(name, buffer.getvalue())
+                            index.append(
+                                f"{name},{item.image_id},{json.dumps(match.keyword)},"
+                                f"{match.score:.6f},{match.cosine:.6f},{match.area}"
+                            )
+                    else:
+                        assert pipeline is not None
+                        loaded = self.images.load(item.image_id)
+                        overlay = pipeline.render(loaded, record.result, alpha=params.alpha)
+                        buffer = io.BytesIO()
+                        overlay.save(buffer, "PNG")
+                        archive.writestr(f"overlays/{base}.png", buffer.getvalue())
+                if fmt == "masks":
+                    archive.writestr("masks.csv", "\n".join(index) + "\n")
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return Export("application/zip", f"{stem}.{fmt}.zip", path=path)

@@ -1,0 +1,118 @@
+"""Job parameters and the stored form of one image's result.
+
+A job's result for one image is stored as a JSON dict (``job_items.result``)::
+
+    {"num_regions": 87, "image_matched": true,
+     "missing_keywords": [], "excluded_by": [], "best_scores": {"cat": 0.91},
+     "matches": [{"keyword": "cat", "score": 0.91, "cosine": 0.31,
+                  "bbox_xyxy": [x0, y0, x1, y1], "area": 1234, "region_indices": [4],
+                  "rle": {"size": [h, w], "counts": "..."}}],
+     "image": {"width": 640, "height": 480, "pixels_sha256": "..."},
+     "cache_hits": {"regions": false, "region_embeddings": false},
+     "warnings": ["..."]}
+
+`result_to_query_result` turns it back into the core `QueryResult` for exports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+from seglens.core.query import parse_query
+from seglens.core.types import CocoRle, GenerationParams, Match, MatchMode, QueryParams, QueryResult
+
+__all__ = ["JobParams", "query_result_to_dict", "result_to_query_result"]
+
+
+@dataclass(frozen=True)
+class JobParams:
+    """What a job runs with. `points_per_side` None means the profile's default; `alpha`
+    is the overlay opacity of exported overlays; `profile` None means the server's."""
+
+    threshold: float = 0.5
+    merge_threshold: float = 0.7
+    mode: MatchMode = "any"
+    merge_strategy: Literal["nms", "union"] = "nms"
+    points_per_side: int | None = None
+    alpha: float = 0.5
+    profile: str | None = None
+
+    def __post_init__(self) -> None:
+        self.query_params()  # validates threshold, merge_threshold, mode, merge_strategy
+        if self.points_per_side is not None and not 1 <= self.points_per_side <= 128:
+            raise ValueError(f"points_per_side must be in 1..128, got {self.points_per_side}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+
+    def query_params(self) -> QueryParams:
+        return QueryParams(self.threshold, self.merge_threshold, self.mode, self.merge_strategy)
+
+    def generation(self, base: GenerationParams) -> GenerationParams:
+        if self.points_per_side is None:
+            return base
+        return replace(base, points_per_side=self.points_per_side)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobParams:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def match_to_dict(match: Match) -> dict[str, Any]:
+    return {
+        "keyword": match.keyword,
+        "score": float(match.score),
+        "cosine": float(match.cosine),
+        "bbox_xyxy": [float(v) for v in match.bbox_xyxy],
+        "area": int(match.area),
+        "region_indices": [int(i) for i in match.region_indices],
+        "rle": {"size": [int(v) for v in match.rle["size"]], "counts": match.rle["counts"]},
+    }
+
+
+def query_result_to_dict(result: QueryResult) -> dict[str, Any]:
+    return {
+        "num_regions": int(result.num_regions),
+        "image_matched": bool(result.image_matched),
+        "missing_keywords": list(result.missing_keywords),
+        "excluded_by": list(result.excluded_by),
+        "best_scores": {k: float(v) for k, v in result.best_scores.items()},
+        "matches": [match_to_dict(m) for m in result.matches],
+    }
+
+
+def result_to_query_result(stored: dict[str, Any], query: str, params: JobParams) -> QueryResult:
+    """The core `QueryResult` of a stored result (for COCO, CSV and overlay exports)."""
+    image = stored.get("image", {})
+    matches = tuple(
+        Match(
+            keyword=m["keyword"],
+            score=float(m["score"]),
+            cosine=float(m["cosine"]),
+            rle=CocoRle(size=[int(v) for v in m["rle"]["size"]], counts=str(m["rle"]["counts"])),
+            bbox_xyxy=(
+                float(m["bbox_xyxy"][0]),
+                float(m["bbox_xyxy"][1]),
+                float(m["bbox_xyxy"][2]),
+                float(m["bbox_xyxy"][3]),
+            ),
+            area=int(m["area"]),
+            region_indices=tuple(int(i) for i in m.get("region_indices", ())),
+        )
+        for m in stored.get("matches", ())
+    )
+    return QueryResult(
+        query=parse_query(query),
+        params=params.query_params(),
+        image_size_hw=(int(image.get("height", 0)), int(image.get("width", 0))),
+        num_regions=int(stored.get("num_regions", 0)),
+        matches=matches,
+        image_matched=bool(stored.get("image_matched", False)),
+        missing_keywords=tuple(stored.get("missing_keywords", ())),
+        excluded_by=tuple(stored.get("excluded_by", ())),
+        best_scores={k: float(v) for k, v in stored.get("best_scores", {}).items()},
+    )

@@ -1,0 +1,197 @@
+"""The composition root of the server: every service, built once from `Settings`.
+
+Data directory layout::
+
+    seglens.db            SQLite (WAL): images, jobs, job items and events, history
+    images/, thumbnails/  uploaded files, content-addressed (seglens.storage.files)
+    cache/                the pipeline's artifact cache (seglens.storage.cache)
+    models/               locally built models (tiny)
+    tmp/                  export archives on their way out
+
+`start()` migrates the database, recovers jobs a previous process left running, starts
+loading the models in the background and starts the workers. `stop()` stops taking
+work, gives the image in flight `shutdown_grace_s` to finish, and marks jobs still
+running as interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from seglens.services.history import HistoryService
+from seglens.services.images import ImageService
+from seglens.services.interactive import InteractiveService
+from seglens.services.jobs import JobService
+from seglens.services.jobs_reports import JobReports
+from seglens.services.jobs_worker import ItemProcessor
+from seglens.services.pipeline import TINY_BANNER, Pipeline
+from seglens.services.provider import PipelineProvider, ProviderState
+from seglens.services.scheduler import Scheduler
+from seglens.services.search import SearchService
+from seglens.settings import Settings
+from seglens.storage.db import Database
+from seglens.storage.files import ImageFiles
+from seglens.storage.history_repo import HistoryRepository
+from seglens.storage.images_repo import ImageRepository
+from seglens.storage.jobs_repo import JobRepository
+
+__all__ = ["HealthReport", "PipelineFactory", "Runtime", "default_pipeline_factory"]
+
+log = logging.getLogger("seglens.server")
+
+PipelineFactory = Callable[[Settings], Pipeline]
+
+
+def default_pipeline_factory(settings: Settings) -> Pipeline:
+    """The settings' profile, with its model overrides, on the settings' device."""
+    return Pipeline.from_profile(
+        settings.profile,
+        data_dir=settings.data_dir,
+        device=settings.device,
+        dtype=settings.dtype,
+        proposer=settings.proposer,
+        embedder=settings.embedder,
+        allow_download=settings.allow_download,
+    )
+
+
+def _profile_is_meaningless(profile: str) -> bool:
+    from seglens.models.registry import get_profile
+
+    try:
+        return get_profile(profile).meaningless
+    except KeyError:
+        return False
+
+
+def _auto_workers(settings: Settings) -> int:
+    if settings.workers > 0:
+        return settings.workers
+    # One worker keeps the models busy; a second overlaps decoding, matching and database
+    # writes with model time, which pays only when the model time is short (a GPU).
+    from seglens.models.device import select_device
+
+    try:
+        device = select_device(settings.device, settings.dtype).device
+    except ValueError:
+        return 1
+    return 2 if device.startswith("cuda") else 1
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    status: ProviderState
+    profile: str
+    models: dict[str, str] | None
+    device: str
+    meaningless: bool
+    warning: str | None
+    load_error: str | None
+    queue_depth: int
+    jobs: dict[str, int]
+    workers: int
+    in_flight: int
+    interactive_in_flight: int
+
+
+class Runtime:
+    def __init__(self, settings: Settings, pipeline_factory: PipelineFactory | None = None):
+        self.settings = settings
+        root = settings.data_dir
+        root.mkdir(parents=True, exist_ok=True)
+        factory = pipeline_factory or default_pipeline_factory
+        self.db = Database(root / "seglens.db")
+        self.provider = PipelineProvider(lambda: factory(settings))
+        image_repo = ImageRepository(self.db)
+        job_repo = JobRepository(self.db)
+        self.images = ImageService(
+            image_repo,
+            ImageFiles(root, settings.thumbnail_px),
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+        )
+        self.history = HistoryService(HistoryRepository(self.db))
+        self.scheduler = Scheduler(
+            job_repo,
+            ItemProcessor(job_repo, self.images, self.provider),
+            workers=_auto_workers(settings),
+            max_interactive=settings.max_interactive,
+            ready=lambda timeout: self.provider.wait(timeout) and self.provider.pipeline is not None,
+        )
+        self.jobs = JobService(
+            job_repo,
+            image_repo,
+            self.scheduler,
+            profile=settings.profile,
+            meaningless=self.meaningless,
+            max_queue=settings.max_queue,
+            max_job_images=settings.max_job_images,
+        )
+        self.tmp_dir = root / "tmp"
+        self.reports = JobReports(
+            self.jobs, self.images, self.provider, tmp_dir=self.tmp_dir, models_wait_s=settings.models_wait_s
+        )
+        self.interactive = InteractiveService(
+            self.images, self.provider, self.scheduler, self.history, models_wait_s=settings.models_wait_s
+        )
+        self.search = SearchService(
+            image_repo, self.provider, self.history, models_wait_s=settings.models_wait_s
+        )
+
+    def meaningless(self) -> bool:
+        """Whether results are meaningless (tiny models): from the loaded models when
+        they are loaded, else from the profile."""
+        pipeline = self.provider.pipeline
+        if pipeline is not None:
+            return pipeline.meaningless
+        return _profile_is_meaningless(self.settings.profile)
+
+    def start(self) -> None:
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)  # exports of a previous process
+        self.db.migrate()
+        self.jobs.recover(auto_resume=self.settings.auto_resume)
+        self.provider.start()
+        self.scheduler.start()
+        log.info(
+            "server started",
+            extra={
+                "fields": {
+                    "data_dir": str(self.settings.data_dir),
+                    "profile": self.settings.profile,
+                    "workers": self.scheduler.workers,
+                }
+            },
+        )
+
+    def stop(self) -> None:
+        finished = self.scheduler.stop(self.settings.shutdown_grace_s)
+        if not finished:
+            log.warning("an image was still in flight at shutdown; it will run again on resume")
+        self.jobs.interrupt_running("the server shut down while the job was running")
+        self.db.dispose()
+        log.info("server stopped")
+
+    def health(self) -> HealthReport:
+        pipeline = self.provider.pipeline
+        device = self.settings.device
+        if pipeline is not None:
+            config = getattr(pipeline.proposer, "device", None)
+            device = str(getattr(config, "device", config or device))
+        meaningless = self.meaningless()
+        return HealthReport(
+            status=self.provider.state,
+            profile=self.settings.profile,
+            models=pipeline.model_ids() if pipeline else None,
+            device=device,
+            meaningless=meaningless,
+            warning=TINY_BANNER if meaningless else None,
+            load_error=self.provider.error,
+            queue_depth=self.jobs.queue_depth(),
+            jobs=self.jobs.counts(),
+            workers=self.scheduler.workers,
+            in_flight=self.scheduler.in_flight,
+            interactive_in_flight=self.scheduler.interactive_in_flight,
+        )

@@ -1,0 +1,179 @@
+"""Worker threads that run the job queue, fairly, behind interactive requests.
+
+Scheduling rules:
+
+- the unit of work is one image of one job; a worker claims it in the database (state
+  ``running``), processes it, and commits its result;
+- among the jobs with pending images, one-image jobs (priority 1) go first; within a
+  priority, the job served least recently goes next, so concurrent batches advance
+  round-robin, one image each;
+- while any interactive request (``/query``, ``/prompt``) is in flight, workers start no
+  new image: the interactive request waits at most for the image already in flight;
+- `stop` lets in-flight images finish (up to a grace period) and starts nothing new.
+
+The models are shared by all workers (the pipeline serialises model calls), so more than
+one worker only overlaps decoding, matching and database writes with model work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from seglens.services.errors import Busy
+from seglens.storage.jobs_repo import ClaimedItem, JobRepository
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """`process(claimed)` handles one claimed image and must not raise; `ready(timeout)`
+    says whether the models are loaded (workers wait until they are)."""
+
+    def __init__(
+        self,
+        jobs: JobRepository,
+        process: Callable[[ClaimedItem], None],
+        *,
+        workers: int = 1,
+        max_interactive: int = 8,
+        ready: Callable[[float], bool] = lambda _timeout: True,
+        idle_poll_s: float = 2.0,
+    ):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self._jobs = jobs
+        self._process = process
+        self._ready = ready
+        self.workers = workers
+        self.max_interactive = max_interactive
+        self._idle_poll_s = idle_poll_s
+        self._cond = threading.Condition()
+        self._pick_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._interactive = 0
+        self._in_flight = 0
+        self._wakeups = 0
+        self._tick = 0
+        self._served: dict[str, int] = {}
+        self._mean_item_s: float | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._threads:
+            return
+        for n in range(self.workers):
+            thread = threading.Thread(target=self._run, name=f"seglens-worker-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, grace_s: float) -> bool:
+        """Start no new image; wait up to `grace_s` for in-flight ones. True when every
+        worker has finished, False when some image was still in flight (abandoned)."""
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        deadline = time.monotonic() + grace_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def wake(self) -> None:
+        """Tell idle workers that new work may be waiting."""
+        with self._cond:
+            self._wakeups += 1
+            self._cond.notify_all()
+
+    # -- interactive priority ---------------------------------------------------------------
+    @contextmanager
+    def interactive(self) -> Iterator[None]:
+        """Hold batch work back while the block runs. Raises `Busy` when
+        `max_interactive` interactive requests are already in flight."""
+        with self._cond:
+            if self._interactive >= self.max_interactive:
+                raise Busy(
+                    "too_many_requests",
+                    f"{self._interactive} interactive requests are in flight; try again shortly",
+                    1,
+                )
+            self._interactive += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._interactive -= 1
+                self._cond.notify_all()
+
+    # -- introspection ----------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def interactive_in_flight(self) -> int:
+        return self._interactive
+
+    def estimate_wait_s(self, images: int) -> float:
+        """Rough time to get through `images` images at the recent pace."""
+        per_image = self._mean_item_s if self._mean_item_s is not None else 5.0
+        return images * per_image / self.workers
+
+    # -- the worker loop ----------------------------------------------------------------------
+    def _claim(self) -> ClaimedItem | None:
+        with self._pick_lock:
+            candidates = self._jobs.runnable()
+            if len(self._served) > 4 * len(candidates) + 64:
+                live = {job_id for job_id, _ in candidates}
+                self._served = {k: v for k, v in self._served.items() if k in live}
+            # Stable sort: among jobs never served, the oldest first.
+            ordered = sorted(candidates, key=lambda c: (-c[1], self._served.get(c[0], -1)))
+            for job_id, _priority in ordered:
+                claimed = self._jobs.claim_next(job_id)
+                if claimed is not None:
+                    self._tick += 1
+                    self._served[job_id] = self._tick
+                    return claimed
+            return None
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            if not self._ready(1.0):
+                self._stopping.wait(1.0)
+                continue
+            with self._cond:
+                while self._interactive > 0 and not self._stopping.is_set():
+                    self._cond.wait(0.5)
+                if self._stopping.is_set():
+                    return
+                wakeups = self._wakeups
+                self._in_flight += 1
+            claimed = None
+            try:
+                claimed = self._claim()
+                if claimed is not None:
+                    started = time.perf_counter()
+                    self._process(claimed)
+                    elapsed = time.perf_counter() - started
+                    previous = self._mean_item_s
+                    self._mean_item_s = elapsed if previous is None else 0.8 * previous + 0.2 * elapsed
+            except Exception:
+                log.exception("worker error")  # the loop must survive anything
+                self._stopping.wait(1.0)
+            finally:
+                with self._cond:
+                    self._in_flight -= 1
+                    self._cond.notify_all()
+            if claimed is None:
+                with self._cond:
+                    if self._wakeups == wakeups and not self._stopping.is_set():
+                        self._cond.wait(self._idle_poll_s)
