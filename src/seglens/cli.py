@@ -193,6 +193,46 @@ def models_pull(
     typer.echo(f"{name}: {path}")
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (SEGLENS_HOST, default 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (SEGLENS_PORT, default 8000).")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="Model profile (SEGLENS_PROFILE).")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Database, uploads, caches and models (SEGLENS_DATA_DIR).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=0, max=64, help="Batch workers; 0 picks (SEGLENS_WORKERS).")
+    ] = None,
+) -> None:
+    """Run the HTTP API (OpenAPI at /docs) with the persistent job queue."""
+    from pydantic import ValidationError
+
+    from seglens.api.server import serve as run_server
+    from seglens.settings import Settings
+
+    overrides = {
+        key: value
+        for key, value in {
+            "host": host,
+            "port": port,
+            "profile": profile,
+            "data_dir": data_dir,
+            "workers": workers,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+    run_server(settings)
+
+
 def main() -> None:
     app()
 
