@@ -290,3 +290,17 @@ def test_logs_never_contain_the_key(server: FakeOpenAI, caplog: pytest.LogCaptur
     assert KEY not in caplog.text
     for record in caplog.records:
         assert KEY not in record.getMessage()
+
+
+def test_an_echoed_key_in_the_answer_is_scrubbed_even_across_chunks(server: FakeOpenAI) -> None:
+    server.enqueue(
+        Reply.text(["Your key is ", KEY[:9], KEY[9:20], KEY[20:] + " ok"]),
+        Reply.tool_call("suggest_parameters", {"reason": f"key {KEY}"}),
+        Reply.completion(f"echo {KEY}"),
+    )
+    client = _client(server)
+    text = "".join(i.text for i in client.stream_chat(HELLO) if isinstance(i, TextChunk))
+    assert text == "Your key is *** ok"
+    calls = [i for i in client.stream_chat(HELLO) if isinstance(i, ToolCall)]
+    assert calls[0].arguments == {"reason": "key ***"}
+    assert client.complete(HELLO) == "echo ***"

@@ -20,7 +20,7 @@ from seglens.llm import (
     redact_url,
     scrub,
 )
-from seglens.llm.client import _PartialCall, _retry_after_s, _server_message
+from seglens.llm.client import _PartialCall, _retry_after_s, _server_message, _StreamScrubber
 from seglens.settings import Settings
 
 KEY = "seglens-unit-key-4c1d9"
@@ -154,3 +154,11 @@ def test_importing_seglens_llm_does_not_import_openai() -> None:
     code = "import sys, seglens.llm, seglens.services.assistant; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_stream_scrubber_catches_a_key_split_across_chunks_and_holds_back_little() -> None:
+    scrubber = _StreamScrubber([KEY])
+    assert scrubber.feed("plain text ") == "plain text "  # nothing that could start the key
+    out = [scrubber.feed(piece) for piece in ("key: seg", "lens-unit", "-key-4c1d9 done")]
+    assert out[0] == "key: " and "".join(out) + scrubber.flush() == "key: *** done"
+    assert _StreamScrubber([]).feed(KEY) == KEY

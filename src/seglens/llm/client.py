@@ -116,8 +116,11 @@ class _PartialCall:
     name: str = ""
     pieces: list[str] = field(default_factory=list)
 
-    def build(self, index: int) -> ToolCall:
+    def build(self, index: int, secrets: Sequence[str] = ()) -> ToolCall:
         raw = "".join(self.pieces)
+        for secret in secrets:
+            if len(secret) >= 4:
+                raw = raw.replace(secret, "***")
         arguments: dict[str, Any] | None = None
         error: str | None = None
         try:
@@ -167,6 +170,35 @@ def _server_message(body: object) -> str:
             return message
         return json.dumps(body)[:300]
     return str(body) if body is not None else ""
+
+
+class _StreamScrubber:
+    """Replaces the secrets in streamed text even when one is split across chunks: the end
+    of the text that could be the start of a secret waits for the next chunk."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        self.secrets = [s for s in secrets if len(s) >= 4]
+        self.buffer = ""
+
+    def feed(self, text: str) -> str:
+        if not self.secrets:
+            return text
+        self.buffer += text
+        for secret in self.secrets:
+            self.buffer = self.buffer.replace(secret, "***")
+        hold = 0
+        for secret in self.secrets:
+            for size in range(min(len(secret) - 1, len(self.buffer)), hold, -1):
+                if self.buffer.endswith(secret[:size]):
+                    hold = size
+                    break
+        cut = len(self.buffer) - hold
+        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return out
+
+    def flush(self) -> str:
+        out, self.buffer = self.buffer, ""
+        return out
 
 
 class LLMClient:
@@ -243,7 +275,10 @@ class LLMClient:
             content = None
         if failure is not None:
             raise failure
-        return content if isinstance(content, str) else ""
+        if not isinstance(content, str):
+            return ""
+        scrubber = _StreamScrubber(self.config.secrets())
+        return scrubber.feed(content) + scrubber.flush()
 
     # -- internals --------------------------------------------------------------------
     def _request(
@@ -387,6 +422,8 @@ class LLMClient:
         import openai
 
         secrets = self.config.secrets()
+        # A server (or a proxy) that echoes the request must not put the key on screen.
+        text_filter = _StreamScrubber(secrets)
         calls: dict[int, _PartialCall] = {}
         finish: str | None = None
         failure: LLMError | None = None
@@ -398,7 +435,9 @@ class LLMClient:
                     delta = getattr(choice, "delta", None)
                     content = getattr(delta, "content", None)
                     if isinstance(content, str) and content:
-                        yield TextChunk(content)
+                        visible = text_filter.feed(content)
+                        if visible:
+                            yield TextChunk(visible)
                     for piece in getattr(delta, "tool_calls", None) or ():
                         partial = calls.setdefault(int(getattr(piece, "index", 0) or 0), _PartialCall())
                         partial.id = partial.id or (getattr(piece, "id", None) or "")
@@ -436,9 +475,12 @@ class LLMClient:
                 "The LLM server's answer stream ended before the answer was complete. Try again.",
                 detail="no finish_reason before the end of the stream",
             )
+        rest = text_filter.flush()
+        if rest:
+            yield TextChunk(rest)
         if failure is not None:
             log.warning("LLM stream failed: %s (%s)", failure.code, failure.detail)
             raise failure
         for index in sorted(calls):
-            yield calls[index].build(index)
+            yield calls[index].build(index, secrets)
         yield StreamEnd(finish or "stop")
