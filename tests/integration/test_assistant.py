@@ -261,3 +261,12 @@ def test_translate_keywords_skips_the_llm_when_nothing_needs_it(
     assert assistant.translate_keywords(["dog", "cat"], embedder_language="en").keywords == ("dog", "cat")
     assert assistant.translate_keywords(["狗"], embedder_language="zh").keywords == ("狗",)
     assert server.chat_requests == []
+
+
+def test_other_bad_requests_are_not_asked_again(
+    server: FakeOpenAI, assistant: Assistant, context: ScreenContext
+) -> None:
+    server.enqueue(Reply.http_error(404, "model not found"))
+    _, _, errors, done = _run(assistant.chat("Why is the cat not found?", context))
+    assert errors[0].code == "llm_bad_request" and len(server.chat_requests) == 1
+    assert done.source == "advisor"

@@ -352,3 +352,16 @@ def test_applying_the_merge_suggestion_merges_the_duplicates() -> None:
     assert suggestion.merge_threshold is not None
     after = match_regions(regions, scores, query, QueryParams(merge_threshold=suggestion.merge_threshold))
     assert len(after.matches) == 1 and after.matches[0].score == pytest.approx(0.9)
+
+
+def test_pipeline_facts_feed_build_context() -> None:
+    from fakes import FakeProposer, OracleEmbedder
+    from seglens.services.pipeline import Pipeline
+    from seglens.services.screen_context import pipeline_facts
+
+    pipe = Pipeline(FakeProposer([]), OracleEmbedder(), profile="cpu-fast")
+    facts = pipeline_facts(pipe)
+    assert facts["embedder"] == "oracle@1" and facts["embedder_language"] == "en"
+    assert facts["points_per_side"] == 32 and facts["meaningless"] is False and facts["device"] is None
+    ctx = build_context([_result(("dog",), [_match("dog", 0.9)])], **facts)
+    assert ctx.profile == "cpu-fast" and ctx.points_per_side == 32

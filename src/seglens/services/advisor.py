@@ -25,6 +25,7 @@ from seglens.services.screen_context import (
     KeywordStats,
     ScreenContext,
     build_context,
+    pipeline_facts,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "describe_context",
     "floor_2dp",
     "foreign_script",
+    "pipeline_facts",
     "suggestion_from_arguments",
 ]
 

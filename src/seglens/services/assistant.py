@@ -256,18 +256,18 @@ class Assistant:
             yield DoneEvent(user, ChatMessage("assistant", answer.text, tuple(answer.suggestions), "advisor"))
             return
 
+        llm = self.llm
         failure: LLMError | None = None
         messages = self._prompt(message, context, facts, history)
         try:
-            yield from self._stream(answer, messages, tools=True)
+            yield from self._stream(llm, answer, messages, tools=True)
         except LLMBadRequestError as exc:
-            # Some local servers refuse tools for some models: ask again without them.
-            if answer.parts:
+            if answer.parts or not _refuses_tools(exc):
                 failure = exc
             else:
-                log.info("LLM refused the request with tools (%s); retrying without tools", exc.code)
+                log.info("the LLM server refused tools (%s); asking again without them", exc.detail)
                 try:
-                    yield from self._stream(answer, messages, tools=False)
+                    yield from self._stream(llm, answer, messages, tools=False)
                 except LLMError as again:
                     failure = again
         except LLMError as exc:
@@ -298,11 +298,10 @@ class Assistant:
         yield DoneEvent(user, reply)
 
     def _stream(
-        self, answer: _Answer, messages: list[LLMMessage], *, tools: bool
+        self, llm: LLMClient, answer: _Answer, messages: list[LLMMessage], *, tools: bool
     ) -> Iterator[AssistantEvent]:
-        assert self.llm is not None
         specs = (SUGGEST_PARAMETERS,) if tools else ()
-        with closing(self.llm.stream_chat(messages, tools=specs, temperature=0.3)) as items:
+        with closing(llm.stream_chat(messages, tools=specs, temperature=0.3)) as items:
             for item in items:
                 if isinstance(item, TextChunk):
                     answer.parts.append(item.text)
@@ -389,6 +388,12 @@ class Assistant:
         return translate_keywords(
             llm, keywords, embedder_language=embedder_language, check_all=check_all, off_reason=reason
         )
+
+
+def _refuses_tools(error: LLMBadRequestError) -> bool:
+    """Whether a 4xx says the model or server cannot do tool calls (Ollama: "does not
+    support tools"; vLLM without --enable-auto-tool-choice: "tool choice requires ...")."""
+    return error.status in (400, 422) and "tool" in f"{error.message} {error.detail}".lower()
 
 
 def _fact(suggestion: Suggestion) -> dict[str, Any]:

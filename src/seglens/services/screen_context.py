@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 import numpy as np
 
@@ -21,14 +21,19 @@ from seglens.core.exports import ImageRecord
 from seglens.core.masks import rle_iou_matrix
 from seglens.core.types import Query, QueryParams, QueryResult
 
+if TYPE_CHECKING:
+    from seglens.services.pipeline import Pipeline
+
 __all__ = [
     "BARELY_ABOVE_MARGIN",
     "OVERLAP_IOU",
     "PROPOSER_STAGES",
     "Failure",
     "KeywordStats",
+    "PipelineFacts",
     "ScreenContext",
     "build_context",
+    "pipeline_facts",
 ]
 
 OVERLAP_IOU = 0.3  # two matches of one keyword with mask IoU above this "overlap"
@@ -244,4 +249,30 @@ def _keyword_stats(keyword: str, results: Sequence[QueryResult], threshold: floa
         overlap_iou_min=min(ious) if ious else None,
         overlap_iou_max=max(ious) if ious else None,
         max_matches_per_image=most,
+    )
+
+
+class PipelineFacts(TypedDict, total=False):
+    """The `build_context` keyword arguments a `Pipeline` can answer."""
+
+    profile: str | None
+    embedder: str
+    embedder_language: str
+    meaningless: bool
+    points_per_side: int
+    device: str | None
+
+
+def pipeline_facts(pipeline: Pipeline) -> PipelineFacts:
+    """Profile, embedder id and language, tiny flag, point grid and device of `pipeline`,
+    for ``build_context(records, **pipeline_facts(pipe))``. Loads nothing."""
+    config = getattr(pipeline.proposer, "device", None)
+    device = getattr(config, "device", None)
+    return PipelineFacts(
+        profile=pipeline.profile,
+        embedder=pipeline.embedder.model_id,
+        embedder_language=pipeline.embedder.language,
+        meaningless=pipeline.meaningless,
+        points_per_side=pipeline.generation.points_per_side,
+        device=str(device).split(":")[0] if device else None,
     )
