@@ -304,3 +304,11 @@ def test_an_echoed_key_in_the_answer_is_scrubbed_even_across_chunks(server: Fake
     calls = [i for i in client.stream_chat(HELLO) if isinstance(i, ToolCall)]
     assert calls[0].arguments == {"reason": "key ***"}
     assert client.complete(HELLO) == "echo ***"
+
+
+@pytest.mark.parametrize("raw", [b"not json", b'{"foo": 1}', b'{"choices": []}'])
+def test_complete_with_a_malformed_body_is_a_clear_error(server: FakeOpenAI, raw: bytes) -> None:
+    server.enqueue(Reply(raw_body=raw))
+    with pytest.raises(LLMStreamError) as caught:
+        _client(server).complete(HELLO)
+    assert caught.value.message == "The LLM server's answer was malformed."
