@@ -68,3 +68,5 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # Alembic announces every plugin and migration step at INFO.
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))
