@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # `max_queue` counts images waiting across all jobs.
     max_interactive: int = 8
     max_job_images: int = 10_000
+    # Mask generation cost grows with the square of the grid: a guard against requests
+    # that would keep a CPU busy for minutes.
+    max_points_per_side: int = 64
     max_request_bytes: int = 512 * 1024 * 1024
     thumbnail_px: int = 256
     shutdown_grace_s: float = 10.0

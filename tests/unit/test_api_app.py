@@ -39,6 +39,15 @@ def test_with_a_token_every_api_route_refuses_requests_without_it(tmp_path):
     assert docs.status_code == 200  # the schema itself is public
 
 
+def test_with_a_token_anonymous_requests_are_refused_before_their_body_is_parsed(tmp_path):
+    with harness(tmp_path, api_token=TOKEN) as h:
+        # Without the early check these would be 422/400 from parsing the body.
+        upload = h.client.post(f"{API}/images", data={"not-files": "x"})
+        job = h.client.post(f"{API}/jobs", content=b"{broken", headers={"Content-Type": "application/json"})
+    assert (upload.status_code, job.status_code) == (401, 401)
+    assert upload.json()["error"]["code"] == job.json()["error"]["code"] == "unauthorized"
+
+
 def test_without_a_token_the_api_is_open(tmp_path):
     with harness(tmp_path) as h:
         assert h.client.get(f"{API}/health").status_code == 200
@@ -83,6 +92,8 @@ def test_unknown_routes_and_methods_use_the_error_shape(tmp_path):
         root = h.client.get("/", follow_redirects=False)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert method.status_code == 405 and method.json()["error"]["code"] == "method_not_allowed"
+    assert method.headers["allow"] == "GET, POST"
+    assert h.client.put(f"{API}/jobs/{'0' * 32}").headers["allow"] == "DELETE, GET"
     assert malformed.status_code == 422 and malformed.json()["error"]["code"] == "validation_error"
     assert root.status_code == 307 and root.headers["location"] == "/docs"
 

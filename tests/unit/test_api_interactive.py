@@ -72,10 +72,11 @@ def test_query_can_skip_or_shrink_the_overlay(tmp_path):
         ({"query": "red", "mode": "most"}, 422, "validation_error"),
         ({"query": ""}, 422, "validation_error"),
         ({"query": "red", "unknown": True}, 422, "validation_error"),
+        ({"query": "red", "points_per_side": 33}, 422, "invalid_params"),
     ],
 )
 def test_bad_queries_get_4xx(tmp_path, body, status, code):
-    with harness(tmp_path) as h:
+    with harness(tmp_path, max_points_per_side=32) as h:
         if "image_id" not in body:
             body = {**body, "image_id": h.upload(1)[0]}
         response = h.client.post(f"{API}/query", json=body)

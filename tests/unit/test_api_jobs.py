@@ -54,9 +54,11 @@ def test_duplicate_ids_run_once_and_a_one_image_job_has_priority_1(tmp_path):
         ({"image_ids": None, "query": "red", "params": {"threshold": 2}}, 422, "validation_error"),
         ({"image_ids": None, "query": "red", "params": {"mode": "some"}}, 422, "validation_error"),
         ({"image_ids": None, "query": "red", "params": {"bogus": 1}}, 422, "validation_error"),
+        ({"image_ids": None, "query": "red", "params": {"profile": "fake"}}, 201, None),
+        ({"image_ids": None, "query": "red", "params": {"points_per_side": 65}}, 422, "invalid_params"),
         (
             {"image_ids": None, "query": "red", "params": {"profile": "gpu-quality"}},
-            422,
+            409,
             "profile_not_loaded",
         ),
     ],
@@ -66,8 +68,12 @@ def test_bad_job_requests_get_4xx_with_a_stable_code(tmp_path, body, status, cod
         if body["image_ids"] is None:
             body = {**body, "image_ids": h.upload(1)}
         response = h.client.post(f"{API}/jobs", json=body)
-        assert h.client.get(f"{API}/jobs").json()["total"] == 0
+        jobs = h.client.get(f"{API}/jobs").json()["total"]
     assert response.status_code == status, response.text
+    if code is None:
+        assert jobs == 1
+        return
+    assert jobs == 0
     assert response.json()["error"]["code"] == code
     assert response.json()["error"]["message"]
 

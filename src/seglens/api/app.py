@@ -26,6 +26,7 @@ from seglens.api.deps import require_token
 from seglens.api.errors import install_error_handlers, responses
 from seglens.api.middleware import RequestContextMiddleware
 from seglens.api.routes import health, history, images, interactive, jobs
+from seglens.api.security import BearerAuthMiddleware
 from seglens.api.views import API_PREFIX
 from seglens.services.runtime import PipelineFactory, Runtime
 from seglens.settings import Settings
@@ -81,6 +82,9 @@ def create_app(
         ],
     )
     install_error_handlers(app)
+    # Added innermost first: CORS (outermost) → request context → token → the app.
+    if settings.api_token is not None:
+        app.add_middleware(BearerAuthMiddleware, token=settings.api_token, prefix=f"{API_PREFIX}/")
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(

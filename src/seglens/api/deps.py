@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from seglens.api.errors import ApiError
+from seglens.api.security import UNAUTHORIZED_MESSAGE, token_matches
 from seglens.services.history import HistoryService
 from seglens.services.images import ImageService
 from seglens.services.interactive import InteractiveService
@@ -54,14 +54,9 @@ def require_token(
     expected = runtime.settings.api_token
     if expected is None:
         return
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "this server needs a bearer token: send 'Authorization: Bearer <SEGLENS_API_TOKEN>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    given = f"Bearer {credentials.credentials}" if credentials is not None else None
+    if not token_matches(given, expected):
+        raise ApiError(401, "unauthorized", UNAUTHORIZED_MESSAGE, headers={"WWW-Authenticate": "Bearer"})
 
 
 def _images(runtime: RuntimeDep) -> ImageService:

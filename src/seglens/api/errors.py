@@ -7,6 +7,7 @@ map to HTTP statuses here and nowhere else.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -116,6 +117,15 @@ def _validation_message(errors: list[dict[str, Any]]) -> str:
     return f"{where}: {first.get('msg', 'invalid value')}{more}"
 
 
+def _allowed_methods(app: FastAPI, path: str) -> list[str]:
+    methods: set[str] = set()
+    for template, operations in app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            methods.update(m.upper() for m in operations)
+    return sorted(methods)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(_request: Request, error: ServiceError) -> JSONResponse:
@@ -141,10 +151,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(422, "validation_error", _validation_message(problems), details=problems)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(error.status_code, "http_error")
         message = error.detail if isinstance(error.detail, str) else code.replace("_", " ")
-        return error_response(error.status_code, code, message, headers=getattr(error, "headers", None))
+        headers = getattr(error, "headers", None)
+        if error.status_code == 405:
+            # Starlette names only the first route matching the path; list every method.
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request.app, request.url.path))}
+        return error_response(error.status_code, code, message, headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, error: Exception) -> JSONResponse:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool
 
 __all__ = [
     "ErrorBody",
@@ -37,8 +37,10 @@ __all__ = [
     "UploadOut",
 ]
 
-Unit = Annotated[float, Field(ge=0.0, le=1.0)]
-Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+# JSON bodies are validated strictly: `true` is not 1 and "0.5" is not 0.5.
+Unit = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
+Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+GridSide = Annotated[int, Strict(), Field(ge=1, le=128)]
 ImageId = Annotated[str, Field(min_length=1, max_length=128, description="sha256 of the file's bytes")]
 QueryText = Annotated[
     str, Field(min_length=1, max_length=4000, description='Keywords, comma-separated; "-word" excludes.')
@@ -141,7 +143,7 @@ class JobParamsIn(_In):
     merge_threshold: Unit = Field(default=0.7, description="Mask IoU above which matches merge; 1 = never.")
     mode: Literal["any", "all"] = "any"
     merge_strategy: Literal["nms", "union"] = "nms"
-    points_per_side: Annotated[int, Field(ge=1, le=128)] | None = Field(
+    points_per_side: GridSide | None = Field(
         default=None, description="Point grid of mask generation; default: the profile's."
     )
     alpha: Unit = Field(default=0.5, description="Overlay opacity of the `overlays` export.")
@@ -294,9 +296,9 @@ class QueryIn(_In):
     alpha: Unit = Field(
         default=0.5, description="Overlay opacity; changing only this re-renders, nothing else."
     )
-    points_per_side: Annotated[int, Field(ge=1, le=128)] | None = None
-    overlay: bool = Field(default=True, description="Return the overlay as a base64 PNG.")
-    overlay_max_side_px: Annotated[int, Field(ge=16, le=16384)] | None = Field(
+    points_per_side: GridSide | None = None
+    overlay: StrictBool = Field(default=True, description="Return the overlay as a base64 PNG.")
+    overlay_max_side_px: Annotated[int, Strict(), Field(ge=16, le=16384)] | None = Field(
         default=2048, description="Shrink the overlay to this longest side; null for full size."
     )
 
@@ -321,21 +323,23 @@ class QueryOut(_Out):
     warning: str | None
 
 
+def _not_bool(value: object) -> object:
+    # JSON true/false are not the labels 1/0 (Python would say True == 1).
+    if isinstance(value, bool):
+        raise ValueError("a point's label must be the number 1 (positive) or 0 (negative)")
+    return value
+
+
+PointLabel = Annotated[Literal[0, 1], BeforeValidator(_not_bool)]
+
+
 class PromptIn(_In):
-    points: list[Annotated[list[Coordinate], Field(min_length=3, max_length=3)]] = Field(
+    points: list[tuple[Coordinate, Coordinate, PointLabel]] = Field(
         default_factory=list, max_length=64, description="[[x, y, 1 positive | 0 negative], ...]"
     )
     boxes: list[Annotated[list[Coordinate], Field(min_length=4, max_length=4)]] = Field(
         default_factory=list, max_length=16, description="[[x0, y0, x1, y1], ...]: one mask per box."
     )
-
-    @field_validator("points")
-    @classmethod
-    def _labels(cls, points: list[list[float]]) -> list[list[float]]:
-        for point in points:
-            if point[2] not in (0, 1):
-                raise ValueError("a point's label (third value) must be 1 (positive) or 0 (negative)")
-        return points
 
 
 class PromptMaskOut(_Out):

@@ -24,7 +24,17 @@ from seglens.services.provider import PipelineProvider
 from seglens.services.scheduler import Scheduler
 from seglens.storage.records import StoredImage
 
-__all__ = ["InteractiveService", "Overlay", "PromptOutcome", "QueryOutcome"]
+__all__ = ["InteractiveService", "Overlay", "PromptOutcome", "QueryOutcome", "check_points_per_side"]
+
+
+def check_points_per_side(points_per_side: int | None, limit: int) -> None:
+    """Raise `InvalidInput` for a point grid above the server's limit."""
+    if points_per_side is not None and points_per_side > limit:
+        raise InvalidInput(
+            "invalid_params",
+            f"points_per_side {points_per_side} is above this server's limit of {limit} "
+            "(SEGLENS_MAX_POINTS_PER_SIDE)",
+        )
 
 
 @dataclass(frozen=True)
@@ -63,12 +73,14 @@ class InteractiveService:
         history: HistoryService,
         *,
         models_wait_s: float,
+        max_points_per_side: int = 128,
     ):
         self.images = images
         self.provider = provider
         self.scheduler = scheduler
         self.history = history
         self.models_wait_s = models_wait_s
+        self.max_points_per_side = max_points_per_side
 
     def query(
         self,
@@ -90,6 +102,7 @@ class InteractiveService:
             raise InvalidInput("invalid_query", str(error)) from None
         if not 0.0 <= alpha <= 1.0:
             raise InvalidInput("invalid_params", f"alpha must be in [0, 1], got {alpha}")
+        check_points_per_side(points_per_side, self.max_points_per_side)
         pipeline = self.provider.get(self.models_wait_s)
         generation = pipeline.generation
         if points_per_side is not None:

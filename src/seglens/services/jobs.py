@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 
 from seglens.core.query import parse_query
 from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull
+from seglens.services.interactive import check_points_per_side
 from seglens.services.jobs_types import JobParams
 from seglens.services.logcontext import bind
 from seglens.services.scheduler import Scheduler
@@ -45,6 +46,7 @@ class JobService:
         meaningless: Callable[[], bool],
         max_queue: int,
         max_job_images: int,
+        max_points_per_side: int = 128,
     ):
         self.jobs = jobs
         self.images = images
@@ -53,12 +55,14 @@ class JobService:
         self._meaningless = meaningless
         self.max_queue = max_queue
         self.max_job_images = max_job_images
+        self.max_points_per_side = max_points_per_side
 
     def create(self, image_ids: Sequence[str], query: str, params: JobParams) -> JobRecord:
         try:
             parsed = parse_query(query)
         except ValueError as error:
             raise InvalidInput("invalid_query", str(error)) from None
+        check_points_per_side(params.points_per_side, self.max_points_per_side)
         ids = tuple(dict.fromkeys(image_ids))
         if not ids:
             raise InvalidInput("no_images", "a job needs at least one image id")
@@ -67,7 +71,7 @@ class JobService:
                 "too_many_images", f"a job takes at most {self.max_job_images} images, got {len(ids)}"
             )
         if params.profile is not None and params.profile != self.profile:
-            raise InvalidInput(
+            raise Conflict(
                 "profile_not_loaded",
                 f"this server runs profile {self.profile!r}, not {params.profile!r}; "
                 f"start it with `seglens serve --profile {params.profile}`",

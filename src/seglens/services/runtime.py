@@ -129,16 +129,22 @@ class Runtime:
             meaningless=self.meaningless,
             max_queue=settings.max_queue,
             max_job_images=settings.max_job_images,
+            max_points_per_side=settings.max_points_per_side,
         )
         self.tmp_dir = root / "tmp"
         self.reports = JobReports(
             self.jobs, self.images, self.provider, tmp_dir=self.tmp_dir, models_wait_s=settings.models_wait_s
         )
         self.interactive = InteractiveService(
-            self.images, self.provider, self.scheduler, self.history, models_wait_s=settings.models_wait_s
+            self.images,
+            self.provider,
+            self.scheduler,
+            self.history,
+            models_wait_s=settings.models_wait_s,
+            max_points_per_side=settings.max_points_per_side,
         )
         self.search = SearchService(
-            image_repo, self.provider, self.history, models_wait_s=settings.models_wait_s
+            image_repo, self.provider, self.scheduler, self.history, models_wait_s=settings.models_wait_s
         )
 
     def meaningless(self) -> bool:

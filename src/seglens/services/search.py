@@ -21,7 +21,9 @@ from seglens.core.query import parse_query
 from seglens.core.types import CocoRle, Query, Regions
 from seglens.services.errors import InvalidInput
 from seglens.services.history import HistoryService
+from seglens.services.pipeline import Pipeline
 from seglens.services.provider import PipelineProvider
+from seglens.services.scheduler import Scheduler
 from seglens.storage.images_repo import ImageRepository
 from seglens.storage.records import StoredImage
 
@@ -58,12 +60,14 @@ class SearchService:
         self,
         images: ImageRepository,
         provider: PipelineProvider,
+        scheduler: Scheduler,
         history: HistoryService,
         *,
         models_wait_s: float,
     ):
         self.images = images
         self.provider = provider
+        self.scheduler = scheduler
         self.history = history
         self.models_wait_s = models_wait_s
 
@@ -74,42 +78,9 @@ class SearchService:
             raise InvalidInput("invalid_query", str(error)) from None
         pipeline = self.provider.get(self.models_wait_s)
         started = time.perf_counter()
-        heap: list[tuple[float, int, str, str, int, str, float]] = []
-        scanned_images = scanned_regions = 0
-        counter = 0
-        k, e = len(parsed.keywords), len(parsed.exclusions)
-        files = self._embedding_files(pipeline.cache.root, pipeline.embedding_key) if pipeline.cache else []
-        for path, sha, regions_key in files:
-            try:
-                embeddings = np.load(path, allow_pickle=False)
-            except (OSError, ValueError):
-                continue  # a file being replaced right now; the next search sees it
-            if embeddings.ndim != 2 or len(embeddings) == 0:
-                continue
-            scanned_images += 1
-            scanned_regions += len(embeddings)
-            scores = pipeline.score(embeddings, parsed)
-            keyword_probs = scores.probabilities[:, :k]
-            best = keyword_probs.argmax(axis=1)
-            best_prob = keyword_probs[np.arange(len(best)), best]
-            keep = best_prob >= threshold
-            if e:
-                keep &= scores.probabilities[:, k : k + e].max(axis=1) <= best_prob
-            for index in np.flatnonzero(keep):
-                counter += 1
-                entry = (
-                    float(best_prob[index]),
-                    counter,
-                    sha,
-                    regions_key,
-                    int(index),
-                    parsed.keywords[int(best[index])],
-                    float(scores.cosines[index, best[index]]),
-                )
-                if len(heap) < limit:
-                    heapq.heappush(heap, entry)
-                elif entry[0] > heap[0][0]:
-                    heapq.heapreplace(heap, entry)
+        # Interactive: scoring may embed new keywords with the models, ahead of batch work.
+        with self.scheduler.interactive():
+            heap, scanned_images, scanned_regions = self._scan(pipeline, parsed, limit, threshold)
         ranked = sorted(heap, key=lambda h: (-h[0], h[1]))
         known = self.images.by_pixels(list({h[2] for h in ranked}))
         regions: dict[tuple[str, str], Regions | None] = {}
@@ -147,6 +118,49 @@ class SearchService:
             duration_ms=elapsed,
         )
         return SearchOutcome(parsed, hits, scanned_images, scanned_regions, elapsed, pipeline.meaningless)
+
+    def _scan(
+        self, pipeline: Pipeline, parsed: Query, limit: int, threshold: float
+    ) -> tuple[list[tuple[float, int, str, str, int, str, float]], int, int]:
+        """The best `limit` regions as a heap of (score, tiebreak, sha, regions_key,
+        region, keyword, cosine), and how many images and regions were scanned."""
+        heap: list[tuple[float, int, str, str, int, str, float]] = []
+        scanned_images = scanned_regions = 0
+        counter = 0
+        k, e = len(parsed.keywords), len(parsed.exclusions)
+        files = self._embedding_files(pipeline.cache.root, pipeline.embedding_key) if pipeline.cache else []
+        for path, sha, regions_key in files:
+            try:
+                embeddings = np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                continue  # a file being replaced right now; the next search sees it
+            if embeddings.ndim != 2 or len(embeddings) == 0:
+                continue
+            scanned_images += 1
+            scanned_regions += len(embeddings)
+            scores = pipeline.score(embeddings, parsed)
+            keyword_probs = scores.probabilities[:, :k]
+            best = keyword_probs.argmax(axis=1)
+            best_prob = keyword_probs[np.arange(len(best)), best]
+            keep = best_prob >= threshold
+            if e:
+                keep &= scores.probabilities[:, k : k + e].max(axis=1) <= best_prob
+            for index in np.flatnonzero(keep):
+                counter += 1
+                entry = (
+                    float(best_prob[index]),
+                    counter,
+                    sha,
+                    regions_key,
+                    int(index),
+                    parsed.keywords[int(best[index])],
+                    float(scores.cosines[index, best[index]]),
+                )
+                if len(heap) < limit:
+                    heapq.heappush(heap, entry)
+                elif entry[0] > heap[0][0]:
+                    heapq.heapreplace(heap, entry)
+        return heap, scanned_images, scanned_regions
 
     @staticmethod
     def _embedding_files(root: Path, embed_key: str) -> list[tuple[Path, str, str]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
+from pydantic import BeforeValidator
 
 from seglens.api.deps import HistoryDep
 from seglens.api.errors import ApiError, responses
@@ -38,8 +40,23 @@ def _filters(
 KeywordQ = Annotated[
     str | None, Query(max_length=80, description="Entries whose query has this keyword (case-insensitive).")
 ]
-SinceQ = Annotated[datetime | None, Query(description="From this time (inclusive); naive times are UTC.")]
-UntilQ = Annotated[datetime | None, Query(description="Before this time (exclusive).")]
+
+
+def _iso_only(value: object) -> object:
+    # Pydantic would read "1700000000" as Unix time; the schema promises ISO 8601 only.
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", value):
+        raise ValueError("use an ISO 8601 date or time, e.g. 2026-01-31 or 2026-01-31T12:00:00Z")
+    return value
+
+
+SinceQ = Annotated[
+    datetime | None,
+    BeforeValidator(_iso_only),
+    Query(description="From this time (inclusive, ISO 8601); times without a zone are UTC."),
+]
+UntilQ = Annotated[
+    datetime | None, BeforeValidator(_iso_only), Query(description="Before this time (exclusive, ISO 8601).")
+]
 
 
 @router.get("/history", summary="Jobs and interactive requests, newest first", responses=responses(422))

@@ -62,7 +62,7 @@ async def create_images(
     request: Request,
     images: ImagesDep,
     settings: SettingsDep,
-    files: Annotated[list[UploadFile], File(description="One or more image files.")],
+    files: Annotated[list[UploadFile], File(min_length=1, description="One or more image files.")],
 ) -> UploadOut:
     """Formats are recognised by content (JPEG, PNG, WebP, BMP, TIFF, GIF first frame);
     EXIF orientation is applied; client file names are metadata only. The same bytes

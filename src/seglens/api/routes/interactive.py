@@ -34,7 +34,7 @@ router = APIRouter(tags=["interactive"])
 @router.post(
     "/query",
     summary="Matches and overlay for one image, from the cache",
-    responses=responses(404, 422, 429, 503),
+    responses=responses(400, 404, 422, 429, 503),
 )
 def query_image(service: InteractiveDep, body: QueryIn) -> QueryOut:
     """Segments the image first if it never was; afterwards every change of keywords,
@@ -74,7 +74,7 @@ def query_image(service: InteractiveDep, body: QueryIn) -> QueryOut:
 @router.post(
     "/images/{image_id}/prompt",
     summary="Refine a mask from clicks and/or boxes",
-    responses=responses(404, 422, 429, 503),
+    responses=responses(400, 404, 422, 429, 503),
 )
 def prompt_image(
     service: InteractiveDep,

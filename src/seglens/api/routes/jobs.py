@@ -4,7 +4,6 @@ per-image logs (level 1), statistics (level 2), exports."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
@@ -39,12 +38,12 @@ _HEARTBEAT_S = 15.0
     "/jobs",
     status_code=201,
     summary="Run a query over uploaded images",
-    responses=responses(404, 422, 429),
+    responses=responses(400, 404, 409, 422, 429),
 )
 def create_job(jobs: JobsDep, body: JobCreate) -> JobOut:
     """Queues one image per id (duplicates dropped). One-image jobs go ahead of batches.
-    429 with `Retry-After` when the images waiting across all jobs would pass
-    SEGLENS_MAX_QUEUE."""
+    409 when `params.profile` is not the server's; 429 with `Retry-After` when the images
+    waiting across all jobs would pass SEGLENS_MAX_QUEUE."""
     try:
         params = JobParams(**body.params.model_dump())
     except ValueError as error:
@@ -103,9 +102,25 @@ def read_job_timeline(jobs: JobsDep, job_id: JobIdPath) -> list[JobEventOut]:
     response_class=StreamingResponse,
     responses={
         200: {
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            "description": "`progress` events (data: the job as JSON) on every change, `end` when "
-            "the job is completed, failed or cancelled, comments as heartbeats.",
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["event", "data"],
+                        "properties": {
+                            "event": {"type": "string", "enum": ["progress", "end"]},
+                            "data": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": {"$ref": "#/components/schemas/JobOut"},
+                            },
+                        },
+                    }
+                }
+            },
+            "description": "One event per change: `progress` with the job as JSON, then `end` (the "
+            "same) once it is completed, failed or cancelled. Comment lines are heartbeats. "
+            "The stream also closes if the job is deleted or the server shuts down.",
         },
         **responses(404, 422),
     },
@@ -120,8 +135,7 @@ def stream_job_events(runtime: RuntimeDep, request: Request, job_id: JobIdPath) 
         beat = time.monotonic()
         while not runtime.scheduler.stopping:
             job = await run_in_threadpool(jobs.jobs.get, job_id)
-            if job is None:
-                yield f"event: end\ndata: {json.dumps({'id': job_id, 'status': 'deleted'})}\n\n"
+            if job is None:  # deleted meanwhile
                 return
             payload = job_out(job).model_dump_json()
             if payload != last:
