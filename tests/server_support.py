@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,39 @@ def scene_png(n: int = 0, fmt: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, fmt)
     return buffer.getvalue()
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A well-formed PNG header whose IHDR claims `width` x `height`, with a tiny IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
+        + chunk(b"IEND", b"")
+    )
+
+
+def jpeg_bytes(size: tuple[int, int] = (320, 240)) -> bytes:
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+# A corpus of bad uploads: name → (filename, content, expected status, expected code).
+BAD_UPLOADS = {
+    "truncated JPEG": ("cut.jpg", jpeg_bytes()[:3000], 400, "corrupt_image"),
+    "PNG declaring 100000 x 100000": ("bomb.png", png_declaring(100_000, 100_000), 413, "too_many_pixels"),
+    "zero bytes": ("empty.png", b"", 400, "empty_file"),
+    "text renamed .jpg": ("notes.jpg", b"these are my notes, not a photo\n" * 20, 415, "not_an_image"),
+    "path-traversal filename": ("../../etc/passwd.png", scene_png(1), 400, "invalid_filename"),
+    "windows path filename": ("..\\..\\boot.png", scene_png(1), 400, "invalid_filename"),
+}
 
 
 @dataclass

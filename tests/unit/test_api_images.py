@@ -4,46 +4,12 @@ uploads that must each get a clear 4xx and leave everything else as it was."""
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from server_support import API, harness, scene_png
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A well-formed PNG header whose IHDR claims `width` x `height`, with a tiny IDAT."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
-    )
-
-
-def _jpeg(size: tuple[int, int] = (320, 240)) -> bytes:
-    rng = np.random.default_rng(0)
-    buffer = io.BytesIO()
-    Image.fromarray(rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)).save(buffer, "JPEG")
-    return buffer.getvalue()
-
-
-BAD_UPLOADS = {
-    "truncated JPEG": ("cut.jpg", _jpeg()[:3000], 400, "corrupt_image"),
-    "PNG declaring 100000 x 100000": ("bomb.png", _png_declaring(100_000, 100_000), 413, "too_many_pixels"),
-    "zero bytes": ("empty.png", b"", 400, "empty_file"),
-    "text renamed .jpg": ("notes.jpg", b"these are my notes, not a photo\n" * 20, 415, "not_an_image"),
-    "path-traversal filename": ("../../etc/passwd.png", scene_png(1), 400, "invalid_filename"),
-    "windows path filename": ("..\\..\\boot.png", scene_png(1), 400, "invalid_filename"),
-}
+from server_support import API, BAD_UPLOADS, harness, jpeg_bytes, scene_png
 
 
 def _files_on_disk(root):
@@ -132,7 +98,7 @@ def test_fifty_megabytes_of_noise_is_refused_as_not_an_image(tmp_path):
 
 def test_a_file_over_the_upload_limit_gets_413(tmp_path):
     with harness(tmp_path, max_upload_bytes=2000) as h:
-        response = h.client.post(f"{API}/images", files=[("files", ("big.jpg", _jpeg(), "image/jpeg"))])
+        response = h.client.post(f"{API}/images", files=[("files", ("big.jpg", jpeg_bytes(), "image/jpeg"))])
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
 
@@ -140,7 +106,7 @@ def test_a_file_over_the_upload_limit_gets_413(tmp_path):
 def test_a_request_body_over_the_request_limit_gets_413_before_parsing(tmp_path):
     with harness(tmp_path, max_request_bytes=10_000) as h:
         response = h.client.post(
-            f"{API}/images", files=[("files", ("big.jpg", _jpeg((640, 480)), "image/jpeg"))]
+            f"{API}/images", files=[("files", ("big.jpg", jpeg_bytes((640, 480)), "image/jpeg"))]
         )
         assert h.client.get(f"{API}/health").status_code == 200
     assert response.status_code == 413
