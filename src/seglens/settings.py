@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # The server (docs/api.md has the table). `workers` 0 picks 1 on CPU, 2 on CUDA;
     # `max_queue` counts images waiting across all jobs.
     max_interactive: int = 8
+    # Batch workers run this many nice steps below request threads (Linux; 0 = same).
+    worker_nice: int = 10
     max_job_images: int = 10_000
     # Mask generation cost grows with the square of the grid: a guard against requests
     # that would keep a CPU busy for minutes.

@@ -163,7 +163,7 @@ def test_startup_marks_jobs_left_running_interrupted_and_resumes_them(tmp_path):
         job_id = h.create_job(ids)["id"]
         h.proposer.wait_inside()
         # What a kill -9 leaves behind: the job and its image still "running".
-        h.runtime.scheduler._stopping.set()
+        h.runtime.scheduler.stop(0.0)
         h.proposer.open()
         h.wait_idle()
         assert h.job(job_id)["status"] == "running"

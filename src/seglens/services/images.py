@@ -103,6 +103,10 @@ class ImageService:
     def page(self, *, limit: int, offset: int) -> tuple[list[StoredImage], int]:
         return self.repo.page(limit=limit, offset=offset)
 
+    def find_many(self, image_ids: list[str]) -> dict[str, StoredImage]:
+        """The known images among `image_ids`, by id (unknown ids are left out)."""
+        return self.repo.get_many(image_ids)
+
     def original_path(self, image_id: str) -> Path:
         return self.files.original_path(self.get(image_id).id)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from seglens.core.query import parse_query
 from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull
@@ -112,6 +112,14 @@ class JobService:
         if job is None:
             raise NotFound("job_not_found", f"no job with id {job_id[:80]!r}")
         return job
+
+    def find(self, job_id: str) -> JobRecord | None:
+        """The job, or None; never raises (for pollers that outlive a delete)."""
+        return self.jobs.get(job_id)
+
+    def iter_items(self, job_id: str) -> Iterator[JobItemRecord]:
+        """Every image of the job in submission order, read in batches."""
+        return self.jobs.iter_items(job_id)
 
     def page(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
         return self.jobs.page(limit=limit, offset=offset, status=status)

@@ -134,7 +134,7 @@ class JobReports:
         first: datetime | None = None
         last: datetime | None = None
         retried = 0
-        for item in self.jobs.jobs.iter_items(job.id):
+        for item in self.jobs.iter_items(job.id):
             retried += int(item.attempts > 1)
             if item.status in ("done", "failed") and item.started_at and item.finished_at:
                 first = item.started_at if first is None else min(first, item.started_at)
@@ -157,7 +157,7 @@ class JobReports:
                     seen.add(match["keyword"])
                     entry["images"] += 1
         slow.sort(reverse=True)
-        names = self.images.repo.get_many([image_id for _, image_id in slow[:_SLOWEST]])
+        names = self.images.find_many([image_id for _, image_id in slow[:_SLOWEST]])
         elapsed = (last - first).total_seconds() if first and last else None
         processed = job.done + job.failed
         return JobStats(
@@ -181,8 +181,8 @@ class JobReports:
     # -- exports ---------------------------------------------------------------------------
     def _records(self, job: JobRecord) -> list[tuple[JobItemRecord, ImageRecord]]:
         params = JobParams.from_dict(job.params)
-        items = list(self.jobs.jobs.iter_items(job.id))
-        names = self.images.repo.get_many([i.image_id for i in items])
+        items = list(self.jobs.iter_items(job.id))
+        names = self.images.find_many([i.image_id for i in items])
         out = []
         for item in items:
             stored = names.get(item.image_id)

@@ -119,6 +119,7 @@ class Runtime:
             ItemProcessor(job_repo, self.images, self.provider),
             workers=_auto_workers(settings),
             max_interactive=settings.max_interactive,
+            nice=settings.worker_nice,
             ready=lambda timeout: self.provider.wait(timeout) and self.provider.pipeline is not None,
         )
         self.jobs = JobService(

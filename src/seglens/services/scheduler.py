@@ -18,6 +18,8 @@ one worker only overlaps decoding, matching and database writes with model work.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -44,6 +46,7 @@ class Scheduler:
         max_interactive: int = 8,
         ready: Callable[[float], bool] = lambda _timeout: True,
         idle_poll_s: float = 2.0,
+        nice: int = 0,
     ):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -53,6 +56,7 @@ class Scheduler:
         self.workers = workers
         self.max_interactive = max_interactive
         self._idle_poll_s = idle_poll_s
+        self.nice = nice
         self._cond = threading.Condition()
         self._pick_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -145,7 +149,19 @@ class Scheduler:
                     return claimed
             return None
 
+    def _lower_priority(self) -> None:
+        """Run this worker thread (and the torch threads it starts) `nice` steps below
+        the request threads, so the CPU goes to interactive requests first. Linux only:
+        elsewhere `setpriority` on a thread id is not per thread, so it is skipped."""
+        if self.nice <= 0 or not sys.platform.startswith("linux"):
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        except OSError as error:
+            log.warning("could not lower the worker's priority", extra={"fields": {"error": str(error)}})
+
     def _run(self) -> None:
+        self._lower_priority()
         while not self._stopping.is_set():
             if not self._ready(1.0):
                 self._stopping.wait(1.0)

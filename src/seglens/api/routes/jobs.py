@@ -134,7 +134,7 @@ def stream_job_events(runtime: RuntimeDep, request: Request, job_id: JobIdPath) 
         last = ""
         beat = time.monotonic()
         while not runtime.scheduler.stopping:
-            job = await run_in_threadpool(jobs.jobs.get, job_id)
+            job = await run_in_threadpool(jobs.find, job_id)
             if job is None:  # deleted meanwhile
                 return
             payload = job_out(job).model_dump_json()
@@ -173,7 +173,7 @@ def read_job_results(
 ) -> ResultPage:
     job = jobs.get(job_id)
     items, total = jobs.results(job_id, limit=limit, offset=offset, status=status)
-    names = images.repo.get_many([i.image_id for i in items])
+    names = images.find_many([i.image_id for i in items])
     return ResultPage(
         items=[result_out(i, names[i.image_id].filename if i.image_id in names else None) for i in items],
         total=total,
@@ -191,7 +191,7 @@ def read_job_results(
 )
 def read_image_log(jobs: JobsDep, images: ImagesDep, job_id: JobIdPath, image_id: ImageIdPath) -> ImageLogOut:
     item = jobs.item(job_id, image_id)
-    return image_log_out(item, images.repo.get(image_id))
+    return image_log_out(item, images.find_many([image_id]).get(image_id))
 
 
 @router.get("/jobs/{job_id}/stats", summary="Level 2 log: batch statistics", responses=responses(404, 422))
