@@ -127,6 +127,14 @@ class RleOut(_Out):
     counts: str = Field(description="pycocotools compressed counts")
 
 
+class MatchSummaryOut(_Out):
+    keyword: str
+    score: float = Field(description="Probability in [0, 1] that the region is the keyword.")
+    cosine: float = Field(description="Raw image-text cosine similarity.")
+    bbox_xyxy: list[float]
+    area: int
+
+
 class MatchOut(_Out):
     keyword: str
     score: float = Field(description="Probability in [0, 1] that the region is the keyword.")
@@ -158,6 +166,16 @@ class JobCreate(_In):
     params: JobParamsIn = Field(default_factory=JobParamsIn)
 
 
+class JobParamsOut(_Out):
+    threshold: float
+    merge_threshold: float
+    mode: Literal["any", "all"]
+    merge_strategy: Literal["nms", "union"]
+    points_per_side: int | None
+    alpha: float
+    profile: str | None
+
+
 class ProgressOut(_Out):
     total: int
     done: int
@@ -170,11 +188,11 @@ class JobOut(_Out):
     id: str
     status: Literal["queued", "running", "completed", "failed", "cancelled", "interrupted"]
     query: str
-    params: dict[str, Any]
+    params: JobParamsOut
     progress: ProgressOut
     matches: int = Field(description="Matches found so far across the job's images.")
     profile: str | None
-    models: dict[str, Any]
+    models: dict[str, str] = Field(description="Model ids, once the first image has run.")
     meaningless: bool
     warning: str | None
     priority: int = Field(description="1 for one-image jobs, which go ahead of batches.")
@@ -241,7 +259,7 @@ class ImageLogOut(_Out):
     cache_hits: dict[str, bool]
     matches_per_keyword: dict[str, int]
     best_scores: dict[str, float]
-    matches: list[dict[str, Any]] = Field(description="keyword, score, cosine, bbox_xyxy, area (no masks)")
+    matches: list[MatchSummaryOut] = Field(description="The matches, without their masks.")
     warnings: list[str]
     error: ErrorBody | None
     started_at: datetime | None

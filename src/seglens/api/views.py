@@ -10,9 +10,11 @@ from seglens.api.schemas import (
     ImageLogOut,
     ImageOut,
     JobOut,
+    JobParamsOut,
     JobStatsOut,
     KeywordStatsOut,
     MatchOut,
+    MatchSummaryOut,
     ProgressOut,
     ResultOut,
     RleOut,
@@ -21,6 +23,7 @@ from seglens.api.schemas import (
 )
 from seglens.core.types import Match
 from seglens.services.jobs_reports import JobStats
+from seglens.services.jobs_types import JobParams
 from seglens.services.pipeline import TINY_BANNER
 from seglens.storage.records import HistoryEntry, JobItemRecord, JobRecord, StoredImage
 
@@ -70,7 +73,7 @@ def job_out(job: JobRecord) -> JobOut:
         id=job.id,
         status=job.status,
         query=job.query,
-        params=job.params,
+        params=JobParamsOut.model_validate(JobParams.from_dict(job.params).to_dict()),
         progress=_progress(job),
         matches=job.matches,
         profile=job.profile,
@@ -143,10 +146,7 @@ def image_log_out(item: JobItemRecord, image: StoredImage | None) -> ImageLogOut
         cache_hits=dict(result.get("cache_hits", {})),
         matches_per_keyword=per_keyword,
         best_scores=dict(result.get("best_scores", {})),
-        matches=[
-            {k: m[k] for k in ("keyword", "score", "cosine", "bbox_xyxy", "area")}
-            for m in result.get("matches", ())
-        ],
+        matches=[MatchSummaryOut.model_validate(m) for m in result.get("matches", ())],
         warnings=list(result.get("warnings", ())),
         error=_error(item),
         started_at=item.started_at,
