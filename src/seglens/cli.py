@@ -226,10 +226,15 @@ def serve(
         }.items()
         if value is not None
     }
+    from seglens.models.registry import get_profile
+
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
+        get_profile(settings.profile)
     except ValidationError as error:
         raise _fail(str(error), EXIT_USAGE) from None
+    except KeyError as error:
+        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
     run_server(settings)
 
 

@@ -196,3 +196,14 @@ def _png():
     from server_support import scene_png
 
     return scene_png(1)
+
+
+def test_serve_refuses_an_unknown_profile_before_starting(tmp_path):
+    from typer.testing import CliRunner
+
+    from seglens.cli import app as cli
+
+    result = CliRunner().invoke(cli, ["serve", "--profile", "nope", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown profile 'nope'" in result.output and "tiny" in result.output
+    assert not (tmp_path / "seglens.db").exists()
