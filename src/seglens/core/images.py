@@ -88,8 +88,8 @@ def _decode(data: bytes, name: str, max_pixels: int) -> tuple[Image.Image, str]:
                 raise ImageError(f"{name}: image has no pixels", "invalid_image")
             image.seek(0)
             image.load()
-            image = ImageOps.exif_transpose(image) or image
-            return _to_rgb(image), fmt
+            oriented: Image.Image = ImageOps.exif_transpose(image) or image
+            return _to_rgb(oriented), fmt
     except ImageError:
         raise
     except UnidentifiedImageError:

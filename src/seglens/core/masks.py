@@ -89,8 +89,8 @@ def mask_boxes_xyxy(masks: np.ndarray) -> np.ndarray:
     """(N, 4) float32 boxes of a (N, H, W) stack, exclusive right/bottom; zeros if empty."""
     n = masks.shape[0]
     out = np.zeros((n, 4), np.float32)
-    rows = masks.any(axis=2)
-    cols = masks.any(axis=1)
+    rows: np.ndarray = np.asarray(masks.any(axis=2))
+    cols: np.ndarray = np.asarray(masks.any(axis=1))
     for i in range(n):
         ys = np.flatnonzero(rows[i])
         xs = np.flatnonzero(cols[i])

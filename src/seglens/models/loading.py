@@ -42,7 +42,7 @@ def load_model(
         model_id=resolved.model_id,
         meaningless=resolved.meaningless,
     )
-    return model  # type: ignore[no-any-return]
+    return model
 
 
 def load_models(

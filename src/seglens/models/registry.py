@@ -120,7 +120,7 @@ def loader_for_model_type(model_type: str) -> tuple[ModelKind, str]:
 
 def resolve_callable(dotted: str) -> Callable[..., Any]:
     module_name, _, attr = dotted.partition(":")
-    return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def _load_plugins() -> None:

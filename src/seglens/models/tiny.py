@@ -215,10 +215,7 @@ def build_random_clip_vit_b32(path: Path) -> None:
     from transformers import CLIPConfig, CLIPModel
 
     _seeded()
-    config = CLIPConfig()
-    config.text_config.bos_token_id = 512
-    config.text_config.eos_token_id = 513
-    config.text_config.pad_token_id = 513
+    config = CLIPConfig(text_config={"bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513})
     _finish(CLIPModel(config), path, "random-clip-vit-b32")
     _byte_level_tokenizer(path, 77)
     _clip_processor(path, 224)

@@ -340,7 +340,7 @@ class Pipeline:
                 cached = self._pixels.get_item(image.image.sha256)
             if cached is None:
                 raise ValueError("the segmentation's pixels are no longer in memory: pass the image")
-            return cached  # type: ignore[no-any-return]
+            return cached
         return self.load(image).pixels
 
     def render(

@@ -122,7 +122,7 @@ class ArtifactCache:
             return None
 
     def save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
-        _atomic_write(path, lambda h: np.savez(h, **arrays))
+        _atomic_write(path, lambda h: np.savez(h, **arrays))  # type: ignore[arg-type]
 
     def regions_for_image(self, sha: str) -> list[Path]:
         directory = self._image_dir("regions", sha)
