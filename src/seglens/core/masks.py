@@ -14,6 +14,8 @@ from pycocotools import mask as mask_utils
 from seglens.core.types import CocoRle
 
 __all__ = [
+    "coarse_iou_matrix",
+    "coarse_masks",
     "decode_rle",
     "decode_rles",
     "encode_mask",
@@ -116,3 +118,24 @@ def rle_union(rles: Sequence[CocoRle]) -> CocoRle:
     if len(rles) == 1:
         return rles[0]
     return _from_coco(mask_utils.merge([_to_coco(r) for r in rles], intersect=False))
+
+
+def coarse_masks(rles: Sequence[CocoRle], max_side: int = 256) -> np.ndarray:
+    """(N, h, w) bool masks sampled on a grid whose longer side is at most `max_side`
+    (every k-th pixel), for overlap tests that must take milliseconds. SAM predicts masks at
+    256 px and upsamples them, so little is lost at that resolution."""
+    if not rles:
+        return np.zeros((0, 1, 1), bool)
+    height, width = rles[0]["size"]
+    step = max(1, -(-max(height, width) // max_side))
+    chunks = [decode_rles(rles[i : i + 16])[:, ::step, ::step] for i in range(0, len(rles), 16)]
+    return np.ascontiguousarray(np.concatenate(chunks))
+
+
+def coarse_iou_matrix(masks: np.ndarray) -> np.ndarray:
+    """(N, N) float64 IoU of the (N, h, w) bool masks from `coarse_masks`."""
+    flat = masks.reshape(len(masks), -1).astype(np.float32)
+    inter = (flat @ flat.T).astype(np.float64)
+    areas = np.diag(inter)
+    union = areas[:, None] + areas[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)

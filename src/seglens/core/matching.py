@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from seglens.core.masks import rle_iou_matrix, rle_union
+from seglens.core.masks import coarse_iou_matrix, rle_iou_matrix, rle_union
 from seglens.core.types import Match, Query, QueryParams, QueryResult, Regions, RegionScores
 
 __all__ = ["match_regions", "score_regions"]
@@ -63,7 +63,13 @@ def score_regions(
     )
 
 
-def match_regions(regions: Regions, scores: RegionScores, query: Query, params: QueryParams) -> QueryResult:
+def match_regions(
+    regions: Regions,
+    scores: RegionScores,
+    query: Query,
+    params: QueryParams,
+    overlap_masks: np.ndarray | None = None,
+) -> QueryResult:
     """Decide which regions answer the query.
 
     1. Each region takes its best keyword; it is a candidate when that keyword's
@@ -74,6 +80,10 @@ def match_regions(regions: Regions, scores: RegionScores, query: Query, params: 
     3. ``any``: the image matches if any keyword matched. ``all``: only if every keyword
        matched. Any exclusion hit means the image does not match. Matches are reported in
        both cases, best first, so a screen can show why.
+
+    `overlap_masks` (N, h, w) from `coarse_masks` makes the merging IoUs a matrix product
+    on a coarse grid (milliseconds); without it they are exact RLE IoUs, which cost about
+    0.1 ms per pair of full-size masks.
     """
     started = time.perf_counter()
     n = len(regions)
@@ -101,7 +111,7 @@ def match_regions(regions: Regions, scores: RegionScores, query: Query, params: 
         candidate = (best_p >= params.threshold) & ~is_exclusion
         for kw_index, keyword in enumerate(query.keywords):
             members = np.flatnonzero(candidate & (best_kw == kw_index))
-            matches.extend(_merge(regions, scores, members, kw_index, keyword, params))
+            matches.extend(_merge(regions, scores, members, kw_index, keyword, params, overlap_masks))
     matches.sort(key=lambda m: -m.score)
 
     found = {m.keyword for m in matches}
@@ -129,13 +139,19 @@ def _merge(
     kw_index: int,
     keyword: str,
     params: QueryParams,
+    overlap_masks: np.ndarray | None,
 ) -> list[Match]:
     if members.size == 0:
         return []
     probs = scores.probabilities[members, kw_index]
     order = members[np.argsort(-probs, kind="stable")]
     rles = [regions.rles[i] for i in order]
-    iou = rle_iou_matrix(rles, rles) if len(order) > 1 else np.ones((1, 1))
+    if len(order) == 1:
+        iou = np.ones((1, 1))
+    elif overlap_masks is not None:
+        iou = coarse_iou_matrix(overlap_masks[order])
+    else:
+        iou = rle_iou_matrix(rles, rles)
     taken = np.zeros(len(order), dtype=bool)
     out: list[Match] = []
     for seed in range(len(order)):

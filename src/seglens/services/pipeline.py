@@ -20,6 +20,7 @@ from PIL import Image
 
 from seglens.core.crops import region_crops
 from seglens.core.images import LoadedImage, load_image
+from seglens.core.masks import coarse_masks
 from seglens.core.matching import match_regions, score_regions
 from seglens.core.query import background_prompts, parse_query, templates_for
 from seglens.core.render import render_cutouts, render_overlay
@@ -112,6 +113,7 @@ class Pipeline:
         self._pixels = _Lru(8)
         self._segmentations = _Lru(256)
         self._embeddings = _Lru(4)
+        self._coarse = _Lru(16)
         self._texts: dict[str, np.ndarray] = {}
 
     # -- construction -----------------------------------------------------------------
@@ -314,8 +316,18 @@ class Pipeline:
     def match(self, segmentation: Segmentation, query: Query, params: QueryParams) -> QueryResult:
         started = time.perf_counter()
         scores = self.score(segmentation.region_embeddings, query)
-        result = match_regions(segmentation.regions, scores, query, params)
+        result = match_regions(segmentation.regions, scores, query, params, self._overlap_masks(segmentation))
         return replace(result, elapsed_ms=(time.perf_counter() - started) * 1000)
+
+    def _overlap_masks(self, segmentation: Segmentation) -> np.ndarray:
+        key = f"{segmentation.image.sha256}:{self._regions_key(segmentation.params)}"
+        with self._state_lock:
+            masks = self._coarse.get_item(key)
+        if masks is None or len(masks) != len(segmentation.regions):
+            masks = coarse_masks(segmentation.regions.rles)
+            with self._state_lock:
+                self._coarse.put(key, masks)
+        return masks  # type: ignore[no-any-return]
 
     def score(self, region_embeddings: np.ndarray, query: Query) -> RegionScores:
         """Scores of (N, D) region embeddings against the query's keywords, exclusions and
