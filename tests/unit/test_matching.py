@@ -120,3 +120,39 @@ def _rle(mask):
     from seglens.core.masks import encode_mask
 
     return encode_mask(mask)
+
+
+def test_coarse_overlap_iou_agrees_with_exact_rle_iou():
+    from seglens.core.masks import coarse_iou_matrix, coarse_masks, encode_mask
+
+    masks = []
+    for dx, size in [(0, 300), (25, 300), (120, 200), (600, 90)]:
+        m = np.zeros((683, 1024), bool)
+        m[100 : 100 + size, 200 + dx : 200 + dx + size] = True
+        masks.append(m)
+    rles = [encode_mask(m) for m in masks]
+    exact = rle_iou_matrix(rles, rles)
+    coarse = coarse_iou_matrix(coarse_masks(rles))
+    assert coarse.shape == exact.shape
+    np.testing.assert_allclose(coarse, exact, atol=0.03)
+
+
+def test_match_regions_exact_and_coarse_overlaps_merge_alike(scene):
+    from seglens.core.masks import coarse_masks
+    from seglens.core.matching import match_regions
+    from seglens.core.query import parse_query
+    from seglens.core.types import QueryParams
+
+    image, masks = scene
+    red = masks["red"]
+    pipe = _pipeline([red, np.roll(red, 3, axis=1), masks["blue"]])
+    segmentation = pipe.segment(image)
+    query = parse_query("red, blue")
+    scores = pipe.score(segmentation.region_embeddings, query)
+    for merge in (0.95, 0.7):
+        params = QueryParams(merge_threshold=merge)
+        exact = match_regions(segmentation.regions, scores, query, params)
+        coarse = match_regions(
+            segmentation.regions, scores, query, params, coarse_masks(segmentation.regions.rles)
+        )
+        assert [m.region_indices for m in exact.matches] == [m.region_indices for m in coarse.matches]
