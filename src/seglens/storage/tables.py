@@ -17,6 +17,8 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "Base",
+    "ConversationMessageRow",
+    "ConversationRow",
     "ImageRow",
     "InteractionRow",
     "JobEventRow",
@@ -150,3 +152,34 @@ class InteractionRow(Base):
     match_count: Mapped[int] = mapped_column(Integer, default=0)
     image_count: Mapped[int] = mapped_column(Integer, default=0)
     duration_ms: Mapped[float] = mapped_column(default=0.0)
+
+
+class ConversationRow(Base):
+    """An AI-assistant conversation. `context` is a snapshot of what the user was looking
+    at in its latest turn (the request's subject and the screen summary), or None."""
+
+    __tablename__ = "assistant_conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ConversationMessageRow(Base):
+    """One turn of a conversation: the user's question or the assistant's answer, with the
+    structured suggestions it made; `source` is user, llm or advisor."""
+
+    __tablename__ = "assistant_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("assistant_conversations.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    suggestions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    source: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
