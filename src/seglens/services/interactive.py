@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 from PIL import Image
 
@@ -54,6 +54,9 @@ class QueryOutcome:
     cache_hits: dict[str, bool]
     overlay: Overlay | None
     meaningless: bool
+    # The segmenter's own stages when it ran now (preprocess, image_encoder, mask_decoder,
+    # postprocess, embed_regions); empty stages are cache hits.
+    stage_timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,12 @@ class InteractiveService:
         points_per_side: int | None = None,
         overlay: bool = True,
         overlay_max_side_px: int | None = None,
+        record_history: bool = True,
     ) -> QueryOutcome:
         """Matches of `query` in the image and, when `overlay`, the rendered overlay
-        (shrunk so its longest side is at most `overlay_max_side_px`, if given)."""
+        (shrunk so its longest side is at most `overlay_max_side_px`, if given). With
+        `record_history` False (the assistant reading what is on screen) the history log
+        gets no entry."""
         image = self.images.get(image_id)
         try:
             parsed = parse_query(query)
@@ -130,16 +136,17 @@ class InteractiveService:
             rendered = Overlay(buffer.getvalue(), picture.width, picture.height)
             timings["render"] = (time.perf_counter() - tick) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
-        self.history.record(
-            "query",
-            query=query,
-            keywords=(*parsed.keywords, *parsed.exclusions),
-            params={**asdict(params), "alpha": alpha, "points_per_side": points_per_side},
-            image_id=image.id,
-            image_count=1,
-            match_count=len(result.matches),
-            duration_ms=timings["total"],
-        )
+        if record_history:
+            self.history.record(
+                "query",
+                query=query,
+                keywords=(*parsed.keywords, *parsed.exclusions),
+                params={**asdict(params), "alpha": alpha, "points_per_side": points_per_side},
+                image_id=image.id,
+                image_count=1,
+                match_count=len(result.matches),
+                duration_ms=timings["total"],
+            )
         return QueryOutcome(
             image=image,
             result=result,
@@ -147,6 +154,9 @@ class InteractiveService:
             cache_hits=dict(segmentation.cache_hits),
             overlay=rendered,
             meaningless=pipeline.meaningless,
+            stage_timings_ms={
+                k: v for k, v in segmentation.timings_ms.items() if k not in ("ingest", "total")
+            },
         )
 
     def prompt(

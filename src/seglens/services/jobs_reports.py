@@ -25,10 +25,9 @@ from seglens import __version__
 from seglens.core.exports import CSV_COLUMNS, ImageRecord, coco_document, csv_text, match_rows
 from seglens.core.query import parse_query
 from seglens.core.render import render_mask_png
-from seglens.core.types import ImageInfo
 from seglens.services.images import ImageService
 from seglens.services.jobs import JobService
-from seglens.services.jobs_types import JobParams, result_to_query_result
+from seglens.services.jobs_types import JobParams, item_image_record
 from seglens.services.pipeline import TINY_BANNER
 from seglens.services.provider import PipelineProvider
 from seglens.storage.records import JobItemRecord, JobRecord
@@ -180,30 +179,9 @@ class JobReports:
 
     # -- exports ---------------------------------------------------------------------------
     def _records(self, job: JobRecord) -> list[tuple[JobItemRecord, ImageRecord]]:
-        params = JobParams.from_dict(job.params)
         items = list(self.jobs.iter_items(job.id))
         names = self.images.find_many([i.image_id for i in items])
-        out = []
-        for item in items:
-            stored = names.get(item.image_id)
-            record = ImageRecord(file_name=stored.filename if stored else item.image_id)
-            record.error, record.error_code = item.error, item.error_code
-            record.timings_ms = dict(item.timings_ms or {})
-            if item.status != "done":
-                record.error = record.error or f"image not processed ({item.status})"
-            if item.result is not None and stored is not None:
-                record.info = ImageInfo(
-                    sha256=item.result.get("image", {}).get("pixels_sha256", stored.pixels_sha256),
-                    width=stored.width,
-                    height=stored.height,
-                    format=stored.format,
-                    bytes=stored.bytes,
-                    filename=stored.filename,
-                )
-                record.result = result_to_query_result(item.result, job.query, params)
-                record.cache_hits = dict(item.result.get("cache_hits", {}))
-            out.append((item, record))
-        return out
+        return [(item, item_image_record(item, job, names.get(item.image_id))) for item in items]
 
     def _provenance(self, job: JobRecord) -> dict[str, Any]:
         info: dict[str, Any] = {

@@ -11,7 +11,9 @@ A job's result for one image is stored as a JSON dict (``job_items.result``)::
      "cache_hits": {"regions": false, "region_embeddings": false},
      "warnings": ["..."]}
 
-`result_to_query_result` turns it back into the core `QueryResult` for exports.
+`result_to_query_result` turns it back into the core `QueryResult`, and `item_image_record`
+a whole stored image of a job into the core `ImageRecord` (exports, the assistant's screen
+context).
 """
 
 from __future__ import annotations
@@ -19,10 +21,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
+from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
-from seglens.core.types import CocoRle, GenerationParams, Match, MatchMode, QueryParams, QueryResult
+from seglens.core.types import (
+    CocoRle,
+    GenerationParams,
+    ImageInfo,
+    Match,
+    MatchMode,
+    QueryParams,
+    QueryResult,
+)
+from seglens.storage.records import JobItemRecord, JobRecord, StoredImage
 
-__all__ = ["JobParams", "query_result_to_dict", "result_to_query_result"]
+__all__ = ["JobParams", "item_image_record", "query_result_to_dict", "result_to_query_result"]
 
 
 @dataclass(frozen=True)
@@ -116,3 +128,28 @@ def result_to_query_result(stored: dict[str, Any], query: str, params: JobParams
         excluded_by=tuple(stored.get("excluded_by", ())),
         best_scores={k: float(v) for k, v in stored.get("best_scores", {}).items()},
     )
+
+
+def item_image_record(item: JobItemRecord, job: JobRecord, image: StoredImage | None) -> ImageRecord:
+    """One image of a job as the core `ImageRecord`: `result` (a `QueryResult`) when the
+    image is done, `error` and `error_code` when it failed; an image not processed
+    (pending, running, skipped) has no result and the error ``image not processed
+    (<status>)``. `timings_ms` are the stored per-stage timings; `file_name` is the name it
+    was uploaded under (the image id when the image is gone)."""
+    record = ImageRecord(file_name=image.filename if image else item.image_id)
+    record.error, record.error_code = item.error, item.error_code
+    record.timings_ms = {k: float(v) for k, v in (item.timings_ms or {}).items()}
+    if item.status != "done":
+        record.error = record.error or f"image not processed ({item.status})"
+    if item.result is not None and image is not None:
+        record.info = ImageInfo(
+            sha256=item.result.get("image", {}).get("pixels_sha256", image.pixels_sha256),
+            width=image.width,
+            height=image.height,
+            format=image.format,
+            bytes=image.bytes,
+            filename=image.filename,
+        )
+        record.result = result_to_query_result(item.result, job.query, JobParams.from_dict(job.params))
+        record.cache_hits = dict(item.result.get("cache_hits", {}))
+    return record
