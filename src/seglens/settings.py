@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = 3
     llm_retry_base_delay_s: float = 0.5
     llm_retry_max_delay_s: float = 30.0
+    # Chats and keyword translations waiting on the LLM at once (each holds a server
+    # thread); more are answered 429.
+    llm_max_concurrent: int = 8
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 Data directory layout::
 
-    seglens.db            SQLite (WAL): images, jobs, job items and events, history
+    seglens.db            SQLite (WAL): images, jobs, job items and events, history,
+                          assistant conversations
     images/, thumbnails/  uploaded files, content-addressed (seglens.storage.files)
     cache/                the pipeline's artifact cache (seglens.storage.cache)
     models/               locally built models (tiny)
@@ -21,6 +22,10 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from seglens.services.assistant import Assistant
+from seglens.services.assistant_chat import AssistantService
+from seglens.services.assistant_context import ScreenContexts
+from seglens.services.conversations import ConversationService
 from seglens.services.history import HistoryService
 from seglens.services.images import ImageService
 from seglens.services.interactive import InteractiveService
@@ -32,6 +37,7 @@ from seglens.services.provider import PipelineProvider, ProviderState
 from seglens.services.scheduler import Scheduler
 from seglens.services.search import SearchService
 from seglens.settings import Settings
+from seglens.storage.conversations_repo import ConversationRepository
 from seglens.storage.db import Database
 from seglens.storage.files import ImageFiles
 from seglens.storage.history_repo import HistoryRepository
@@ -147,6 +153,15 @@ class Runtime:
         self.search = SearchService(
             image_repo, self.provider, self.scheduler, self.history, models_wait_s=settings.models_wait_s
         )
+        # The LLM client is built here once, from settings; it opens no connection until
+        # the first chat.
+        self.conversations = ConversationService(ConversationRepository(self.db))
+        self.assistant = AssistantService(
+            Assistant.from_settings(settings),
+            self.conversations,
+            ScreenContexts(self.jobs, self.images, self.interactive, self.provider, profile=settings.profile),
+            max_concurrent=settings.llm_max_concurrent,
+        )
 
     def meaningless(self) -> bool:
         """Whether results are meaningless (tiny models): from the loaded models when
@@ -178,6 +193,7 @@ class Runtime:
         if not finished:
             log.warning("an image was still in flight at shutdown; it will run again on resume")
         self.jobs.interrupt_running("the server shut down while the job was running")
+        self.assistant.close()
         self.db.dispose()
         log.info("server stopped")
 

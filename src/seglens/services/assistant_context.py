@@ -1,0 +1,182 @@
+"""The assistant's view of the screen: a `ScreenContext` built from what the user looks at.
+
+- One image (`image_id` + `query` + params): the query runs the interactive way (ahead of
+  batch work, from the cache; the image is segmented first if it never was, like
+  ``POST /query``), without an overlay and without a history entry.
+- One job (`job_id`): the job's stored per-image results (done and failed images), with
+  their stage timings and failures, its own query and params, profile and tiny flag. The
+  models need not be loaded.
+
+Nothing secret goes in: ids, keywords, scores, counts, sizes, timings, file names and error
+messages of failed images, the profile, the embedder and the device.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from seglens.core.exports import ImageRecord
+from seglens.core.query import parse_query
+from seglens.services.errors import InvalidInput
+from seglens.services.images import ImageService
+from seglens.services.interactive import InteractiveService
+from seglens.services.jobs import JobService
+from seglens.services.jobs_types import JobParams, item_image_record
+from seglens.services.provider import PipelineProvider
+from seglens.services.screen_context import PipelineFacts, ScreenContext, build_context, pipeline_facts
+
+__all__ = ["ContextRequest", "ScreenContexts", "profile_facts"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ContextRequest:
+    """What the user looks at: a job, or an image with the query and params on screen.
+
+    For a job its own stored query and params describe the results, so `query` and
+    `params` are kept only as the request's record. `params.profile` is informational:
+    the context reports the profile that computed the results.
+    """
+
+    job_id: str | None = None
+    image_id: str | None = None
+    query: str | None = None
+    params: JobParams = field(default_factory=JobParams)
+
+    def __post_init__(self) -> None:
+        if self.job_id and self.image_id:
+            raise ValueError("give job_id or image_id, not both")
+
+    @property
+    def scope(self) -> Literal["image", "job"] | None:
+        if self.job_id:
+            return "job"
+        if self.image_id:
+            return "image"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as stored with a conversation (plain JSON, no secrets)."""
+        data: dict[str, Any] = {"params": self.params.to_dict()}
+        if self.job_id:
+            data["job_id"] = self.job_id
+        if self.image_id:
+            data["image_id"] = self.image_id
+        if self.query is not None:
+            data["query"] = self.query
+        return data
+
+
+def profile_facts(profile: str | None) -> PipelineFacts:
+    """What the registry knows about `profile` without loading it: the embedder's id and
+    language and the tiny flag (empty for an unknown profile)."""
+    if not profile:
+        return PipelineFacts()
+    from seglens.models.registry import get_model, get_profile
+
+    try:
+        spec = get_profile(profile)
+        embedder = get_model(spec.embedder)
+    except KeyError:
+        return PipelineFacts(profile=profile)
+    return PipelineFacts(
+        profile=profile,
+        embedder=embedder.name,
+        embedder_language=embedder.language,
+        meaningless=spec.meaningless or embedder.meaningless,
+        points_per_side=spec.generation.points_per_side,
+    )
+
+
+class ScreenContexts:
+    """Builds `ScreenContext`s for the assistant routes."""
+
+    def __init__(
+        self,
+        jobs: JobService,
+        images: ImageService,
+        interactive: InteractiveService,
+        provider: PipelineProvider,
+        *,
+        profile: str,
+    ):
+        self.jobs = jobs
+        self.images = images
+        self.interactive = interactive
+        self.provider = provider
+        self.profile = profile
+
+    def build(self, request: ContextRequest | None) -> ScreenContext | None:
+        """The context for `request`; None when it names neither a job nor an image.
+
+        Raises `NotFound` (unknown job or image), `InvalidInput` (an image without a query,
+        a bad query, too many points per side), and for images `ModelsUnavailable` and
+        `Busy` like ``POST /query``.
+        """
+        if request is None or request.scope is None:
+            return None
+        if request.job_id:
+            return self.for_job(request.job_id)
+        assert request.image_id is not None
+        if not request.query or not request.query.strip():
+            raise InvalidInput("invalid_context", "context.query is required with context.image_id")
+        return self.for_image(request.image_id, request.query, request.params)
+
+    def current_facts(self) -> PipelineFacts:
+        """Facts of the loaded models, or of the server's profile while they load."""
+        pipeline = self.provider.pipeline
+        return pipeline_facts(pipeline) if pipeline is not None else profile_facts(self.profile)
+
+    def embedder_language(self) -> str:
+        return self.current_facts().get("embedder_language") or "en"
+
+    def for_image(self, image_id: str, query: str, params: JobParams) -> ScreenContext:
+        outcome = self.interactive.query(
+            image_id,
+            query,
+            params.query_params(),
+            points_per_side=params.points_per_side,
+            overlay=False,
+            record_history=False,
+        )
+        timings = {k: float(v) for k, v in outcome.stage_timings_ms.items()}
+        timings.update(segment=outcome.timings_ms.get("segment", 0.0), match=outcome.timings_ms["match"])
+        record = ImageRecord(
+            file_name=outcome.image.filename,
+            result=outcome.result,
+            timings_ms=timings,
+            cache_hits=dict(outcome.cache_hits),
+        )
+        facts = self.current_facts()
+        if params.points_per_side is not None:
+            facts["points_per_side"] = params.points_per_side
+        facts["meaningless"] = outcome.meaningless
+        return build_context([record], scope="image", subject_id=outcome.image.id, **facts)
+
+    def for_job(self, job_id: str) -> ScreenContext:
+        job = self.jobs.get(job_id)
+        items = [i for i in self.jobs.iter_items(job.id) if i.status in ("done", "failed")]
+        names = self.images.find_many([i.image_id for i in items])
+        records: list[ImageRecord] = [item_image_record(i, job, names.get(i.image_id)) for i in items]
+        params = JobParams.from_dict(job.params)
+        pipeline = self.provider.pipeline
+        if pipeline is not None and (job.profile is None or job.profile == pipeline.profile):
+            facts = pipeline_facts(pipeline)
+        else:
+            facts = profile_facts(job.profile)
+        facts["profile"] = job.profile
+        facts["meaningless"] = job.meaningless
+        if params.points_per_side is not None:
+            facts["points_per_side"] = params.points_per_side
+        return build_context(
+            records,
+            query=parse_query(job.query),
+            params=params.query_params(),
+            scope="job",
+            subject_id=job.id,
+            images_total=job.total,
+            **facts,
+        )
