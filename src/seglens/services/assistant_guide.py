@@ -3,6 +3,7 @@ knobs plus the user-facing pages of the project's ``docs/``, kept short."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -93,9 +94,29 @@ _STOP = frozenset(
 )
 
 
-def _default_docs_dir() -> Path:
-    # src/seglens/services/assistant_guide.py → the checkout's docs/ (absent in a wheel).
-    return Path(__file__).resolve().parents[3] / "docs"
+# Where an installed wheel keeps a copy of the checkout's docs/*.md (setup.py copies them).
+PACKAGED_DOCS = "_docs"
+
+
+def _docs_dirs() -> list[Path]:
+    """Candidate docs directories, best first: ``SEGLENS_DOCS_DIR``; the checkout's
+    ``docs/`` when running from a source tree (an editable install); the copy packaged
+    in the wheel under ``seglens/_docs``."""
+    found = []
+    configured = os.environ.get("SEGLENS_DOCS_DIR", "").strip()
+    if configured:
+        found.append(Path(configured).expanduser())
+    # src/seglens/services/assistant_guide.py → the checkout root, recognised by its
+    # pyproject.toml (in site-packages, parents[3] is just lib/pythonX.Y).
+    root = Path(__file__).resolve().parents[3]
+    if (root / "pyproject.toml").is_file():
+        found.append(root / "docs")
+    found.append(Path(__file__).resolve().parents[1] / PACKAGED_DOCS)
+    return found
+
+
+def _default_docs_dir() -> Path | None:
+    return next((d for d in _docs_dirs() if d.is_dir()), None)
 
 
 def _clean(text: str) -> str:
@@ -112,16 +133,19 @@ def _truncate(text: str, limit: int) -> str:
 
 def load_user_guide(docs_dir: Path | None = None, *, max_chars: int = 6000) -> str:
     """`BUILTIN_GUIDE` plus the user-facing ``*.md`` pages of `docs_dir` (default: the
-    checkout's ``docs/``; pages named like architecture, development, benchmarks... are
-    skipped), each cut to a fair share of `max_chars` at a paragraph break. A missing
-    directory just gives the built-in guide."""
+    first of ``SEGLENS_DOCS_DIR``, the checkout's ``docs/`` and the copy packaged in the
+    wheel; pages named like architecture, development, benchmarks... are skipped), each
+    cut to a fair share of `max_chars` at a paragraph break. No directory, or an
+    unreadable one, just gives the built-in guide."""
     guide = BUILTIN_GUIDE.strip()
     directory = docs_dir if docs_dir is not None else _default_docs_dir()
-    if not directory.is_dir():
+    if directory is None or not directory.is_dir():
         return guide
-    pages = [
-        p for p in sorted(directory.glob("*.md")) if not any(word in p.stem.lower() for word in _INTERNAL)
-    ]
+    try:
+        listed = sorted(directory.glob("*.md"))
+    except OSError:
+        return guide
+    pages = [p for p in listed if not any(word in p.stem.lower() for word in _INTERNAL)]
     budget = max_chars - len(guide)
     if not pages or budget < 400:
         return guide
