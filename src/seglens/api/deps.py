@@ -9,6 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from seglens.api.errors import ApiError
 from seglens.api.security import UNAUTHORIZED_MESSAGE, token_matches
+from seglens.services.assistant_chat import AssistantService
+from seglens.services.conversations import ConversationService
 from seglens.services.history import HistoryService
 from seglens.services.images import ImageService
 from seglens.services.interactive import InteractiveService
@@ -19,6 +21,8 @@ from seglens.services.search import SearchService
 from seglens.settings import Settings
 
 __all__ = [
+    "AssistantDep",
+    "ConversationsDep",
     "HistoryDep",
     "ImagesDep",
     "InteractiveDep",
@@ -83,6 +87,14 @@ def _history(runtime: RuntimeDep) -> HistoryService:
     return runtime.history
 
 
+def _assistant(runtime: RuntimeDep) -> AssistantService:
+    return runtime.assistant
+
+
+def _conversations(runtime: RuntimeDep) -> ConversationService:
+    return runtime.conversations
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ImagesDep = Annotated[ImageService, Depends(_images)]
 JobsDep = Annotated[JobService, Depends(_jobs)]
@@ -90,3 +102,5 @@ ReportsDep = Annotated[JobReports, Depends(_reports)]
 InteractiveDep = Annotated[InteractiveService, Depends(_interactive)]
 SearchDep = Annotated[SearchService, Depends(_search)]
 HistoryDep = Annotated[HistoryService, Depends(_history)]
+AssistantDep = Annotated[AssistantService, Depends(_assistant)]
+ConversationsDep = Annotated[ConversationService, Depends(_conversations)]
