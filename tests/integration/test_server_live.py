@@ -1,26 +1,43 @@
-"""A real `seglens serve` process with a bearer token: the OpenAPI schema fuzzed with
-schemathesis, the bad-upload corpus, the token, and the structured logs."""
+"""A real `seglens serve` process with a bearer token and an LLM (a fake chat-completions
+server on 127.0.0.1): the OpenAPI schema fuzzed with schemathesis, the bad-upload corpus,
+the token, the structured logs, and the assistant's event stream over real HTTP."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
 
+from fake_openai import FakeOpenAI, Reply
 from live_server import FINISHED, photos, running_server
 from server_support import BAD_UPLOADS
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "integration-token-1234"
+LLM_KEY = "sk-live-llm-key-0c9d2e"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, models_dir):
-    env = {"SEGLENS_API_TOKEN": TOKEN, "SEGLENS_MAX_POINTS_PER_SIDE": "8"}
+def llm():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, models_dir, llm):
+    env = {
+        "SEGLENS_API_TOKEN": TOKEN,
+        "SEGLENS_MAX_POINTS_PER_SIDE": "8",
+        "SEGLENS_LLM_BASE_URL": llm.base_url,
+        "SEGLENS_LLM_API_KEY": LLM_KEY,
+        "SEGLENS_LLM_TIMEOUT_S": "5",
+        "SEGLENS_LLM_MAX_RETRIES": "0",
+    }
     with running_server(tmp_path_factory.mktemp("server-live"), models_dir, **env) as live:
         yield live
 
@@ -80,17 +97,57 @@ def test_logs_are_json_lines_carrying_request_and_job_ids(server, finished_job):
     assert created["request_id"]
 
 
+def _events(lines):
+    """(event, data, seconds since the request) of an event stream, as they arrive."""
+    started = time.monotonic()
+    name = None
+    for line in lines:
+        if line.startswith("event: "):
+            name = line[len("event: ") :]
+        elif line.startswith("data: "):
+            yield name, json.loads(line[len("data: ") :]), time.monotonic() - started
+
+
+def test_chat_streams_events_as_they_happen_over_real_http(server, finished_job, llm):
+    job_id, _ = finished_job
+    llm.enqueue(Reply.text("The batch ran fine.").stalled(2, 1.5))
+    body = {"message": "How did the batch go?", "context": {"job_id": job_id}}
+    with server.client.stream("POST", "/assistant/chat", json=body) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = list(_events(response.iter_lines()))
+    names = [name for name, _, _ in events]
+    assert names[0] == "conversation" and names[-1] == "done" and "text" in names
+    # the conversation id and the first words arrive before the LLM's stall ends
+    assert events[0][2] < 1.0 and events[-1][2] >= 1.4
+    conversation_id = events[0][1]["conversation_id"]
+    assert events[-1][1]["conversation_id"] == conversation_id and events[-1][1]["source"] == "llm"
+    sent = llm.chat_requests[-1]
+    assert job_id in sent.system_prompt and TOKEN not in sent.text and LLM_KEY not in sent.text
+    stored = server.client.get(f"/assistant/conversations/{conversation_id}").json()
+    assert stored["messages"][-1]["content"] == "The batch ran fine."
+    assert LLM_KEY not in server.log_path.read_text()
+
+
 def test_openapi_fuzzing_finds_no_server_errors_and_no_schema_violations(server, finished_job, tmp_path):
     """schemathesis, every check but `positive_data_acceptance`: schema-valid requests the
     service refuses on purpose (a keyword over 80 characters, an empty file, a grid above
-    SEGLENS_MAX_POINTS_PER_SIDE) are 4xx by design and JSON Schema cannot say why."""
+    SEGLENS_MAX_POINTS_PER_SIDE) are 4xx by design and JSON Schema cannot say why.
+
+    The assistant's chat route is fuzzed like the others (its request bodies, statuses,
+    headers and the JSON errors before the stream starts); schemathesis does not parse
+    `text/event-stream` bodies, so the events themselves are checked by
+    `test_chat_streams_events_as_they_happen_over_real_http` and the unit tests."""
     job_id, ids = finished_job
+    started = server.client.post("/assistant/chat", json={"message": "hello", "context": {"job_id": job_id}})
+    conversation_id = started.text.split('"conversation_id": "', 1)[1].split('"', 1)[0]
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         f'headers = {{ Authorization = "Bearer {TOKEN}" }}\n\n'
         "[parameters]\n"
         f'"path.image_id" = "{ids[0]}"\n'
         f'"path.job_id" = "{job_id}"\n'
+        f'"path.conversation_id" = "{conversation_id}"\n'
     )
     command = [
         sys.executable,
