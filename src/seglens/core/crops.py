@@ -139,6 +139,20 @@ def _crop(
     if not crop_mask.any():
         return _grey_square(out_size or side)
     crop = image[iy0:iy1, ix0:ix1]
+    if out_size is not None and side > out_size:
+        # Shrink before composing: the work then scales with the output, not the region.
+        scale = out_size / side
+        new_w = max(1, round(crop.shape[1] * scale))
+        new_h = max(1, round(crop.shape[0] * scale))
+        crop = np.asarray(
+            Image.fromarray(crop).resize((new_w, new_h), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        )
+        rows = np.minimum(((np.arange(new_h) + 0.5) / scale).astype(np.intp), crop_mask.shape[0] - 1)
+        cols = np.minimum(((np.arange(new_w) + 0.5) / scale).astype(np.intp), crop_mask.shape[1] - 1)
+        crop_mask = crop_mask[np.ix_(rows, cols)]
+        side = out_size
+        if not crop_mask.any():
+            return _grey_square(out_size)
     background = np.asarray(NEUTRAL_GREY_RGB, dtype=np.uint8) if fill == "grey" else _blur(crop)
     composed = np.where(crop_mask[..., None], crop, background).astype(np.uint8)
     square = _grey_square(side)

@@ -127,6 +127,7 @@ class ClipEmbedder:
             # tokenizers default to left padding, which would shift every text.
             tokenizer.padding_side = "right"
         self.load_seconds = 0.0
+        self.input_size = _input_size(image_processor)
 
     @property
     def dim(self) -> int:
@@ -344,3 +345,18 @@ def _unit_rows(features: torch.Tensor, dim: int) -> np.ndarray:
     rows = features.float()
     rows = rows / rows.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return rows.cpu().numpy().astype(np.float32, copy=False)
+
+
+def _input_size(image_processor: Any) -> int | None:
+    """The square side the image tower sees (CLIP's crop size, SigLIP's size), so callers
+    can prepare crops at that size instead of handing over full-resolution regions."""
+    for attr in ("crop_size", "size"):
+        size = getattr(image_processor, attr, None)
+        if size is None:
+            continue
+        get = size.get if isinstance(size, Mapping) else lambda key, s=size: getattr(s, key, None)
+        for key in ("height", "shortest_edge"):
+            value = get(key)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None

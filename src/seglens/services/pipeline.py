@@ -43,7 +43,7 @@ __all__ = ["TINY_BANNER", "ImageSource", "Pipeline", "Segmentation"]
 
 ImageSource = str | Path | bytes | Image.Image | np.ndarray | LoadedImage
 TINY_BANNER = "TINY MODEL: random weights - results are meaningless"
-_CROP_VERSION = "crop-v1"
+_CROP_VERSION = "crop-v2"
 
 
 @dataclass
@@ -260,7 +260,8 @@ class Pipeline:
     def _embed_regions(self, pixels: np.ndarray, regions: Regions) -> np.ndarray:
         if len(regions) == 0:
             return np.zeros((0, self._text_dim()), np.float32)
-        crops = region_crops(pixels, regions.rles, regions.boxes_xyxy, fill=self.crop_fill)
+        out_size = getattr(self.embedder, "input_size", None)
+        crops = region_crops(pixels, regions.rles, regions.boxes_xyxy, fill=self.crop_fill, out_size=out_size)
         with self._model_lock:
             return np.asarray(self.embedder.embed_images(crops), np.float32)
 
@@ -327,7 +328,7 @@ class Pipeline:
             masks = coarse_masks(segmentation.regions.rles)
             with self._state_lock:
                 self._coarse.put(key, masks)
-        return masks  # type: ignore[no-any-return]
+        return masks
 
     def score(self, region_embeddings: np.ndarray, query: Query) -> RegionScores:
         """Scores of (N, D) region embeddings against the query's keywords, exclusions and
