@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[server,dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[server,dev,ray]'
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests (Playwright's own browser download does not work here).

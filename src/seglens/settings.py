@@ -57,6 +57,27 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_format: Literal["json", "text"] = "json"
 
+    # Where batch images run (docs/scaling.md): "local", threads of this process sharing
+    # its models, or "ray", actors holding the models on a Ray cluster.
+    executor: Literal["local", "ray"] = "local"
+    # Empty: a private Ray started on this machine (loopback only); "auto": the cluster
+    # `ray start` made on this machine; "host:6379" or "ray://host:10001": a remote one.
+    ray_address: str = ""
+    # Model-holding actors; 0 picks one per GPU of the cluster, else one per
+    # `ray_cpus_per_worker` CPUs. `ray_gpus_per_worker` None means 1 when the cluster
+    # has GPUs. `ray_tasks_per_worker` images are in flight per actor (one computing,
+    # the next one arriving), and an image whose worker dies is sent to another one up
+    # to `ray_max_retries` times. `ray_num_cpus` caps a private local Ray (0 = all).
+    ray_workers: int = Field(default=0, ge=0)
+    ray_cpus_per_worker: float = Field(default=1.0, gt=0)
+    ray_gpus_per_worker: float | None = Field(default=None, ge=0)
+    ray_tasks_per_worker: int = Field(default=2, ge=1)
+    ray_max_retries: int = Field(default=3, ge=0)
+    ray_num_cpus: int = Field(default=0, ge=0)
+    # A directory mounted at the same path on this machine and every Ray worker: images
+    # stored under it travel as paths instead of through Ray's object store.
+    shared_dir: Path | None = None
+
     # The AI assistant's LLM (docs/assistant.md). Any OpenAI-compatible server works.
     llm_enabled: bool = True
     llm_base_url: str = "https://api.deepseek.com"

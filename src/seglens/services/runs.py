@@ -26,7 +26,16 @@ from seglens.core.query import parse_query
 from seglens.core.types import GenerationParams, QueryParams
 from seglens.services.pipeline import TINY_BANNER, Pipeline
 
-__all__ = ["IMAGE_SUFFIXES", "RunSummary", "collect_inputs", "run_query_over_files"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "RunSummary",
+    "collect_inputs",
+    "cutout_file_name",
+    "output_stems",
+    "run_info",
+    "run_query_over_files",
+    "write_outputs",
+]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -55,6 +64,19 @@ def collect_inputs(arguments: Sequence[str | Path]) -> list[Path]:
         else:
             files.append(path)
     return files
+
+
+def cutout_file_name(n: int, keyword: str) -> str:
+    """``<n>-<keyword>.png``: the file name of an image's n-th cut-out (from 1)."""
+    safe = re.sub(r"[^\w-]+", "_", keyword)[:40]
+    return f"{n:03d}-{safe}.png"
+
+
+def output_stems(paths: Iterable[Path]) -> list[str]:
+    """The overlay file stem of each input, in order: the same list `run_query_over_files`
+    uses, so a batch writes the same files as ``seglens segment``."""
+    used: set[str] = set()
+    return [_unique_stem(path, used) for path in paths]
 
 
 def _unique_stem(path: Path, used: set[str]) -> str:
@@ -100,8 +122,7 @@ def run_query_over_files(
                 folder = out_dir / "cutouts" / stem
                 folder.mkdir(parents=True, exist_ok=True)
                 for n, (match, image) in enumerate(pipeline.cutouts(segmentation, result), start=1):
-                    safe = re.sub(r"[^\w-]+", "_", match.keyword)[:40]
-                    image.save(folder / f"{n:03d}-{safe}.png")
+                    image.save(folder / cutout_file_name(n, match.keyword))
             timings = dict(segmentation.timings_ms)
             timings["match"] = result.elapsed_ms
             timings["render"] = (time.perf_counter() - tick) * 1000
@@ -136,24 +157,53 @@ def _write_outputs(
     alpha: float,
     generation: GenerationParams,
 ) -> None:
-    assert summary.out_dir is not None
-    run_info: dict[str, Any] = {
+    info = run_info(
+        profile=pipeline.profile,
+        models=pipeline.model_ids(),
+        meaningless=pipeline.meaningless,
+        query=query,
+        params=params,
+        alpha=alpha,
+        generation=generation,
+    )
+    write_outputs(summary, keywords, info)
+
+
+def run_info(
+    *,
+    profile: str | None,
+    models: dict[str, str],
+    meaningless: bool,
+    query: str,
+    params: QueryParams,
+    alpha: float,
+    generation: GenerationParams,
+) -> dict[str, Any]:
+    """The provenance a run's COCO ``info`` and ``report.json`` carry."""
+    info: dict[str, Any] = {
         "seglens_version": __version__,
-        "profile": pipeline.profile,
-        "models": pipeline.model_ids(),
-        "meaningless": pipeline.meaningless,
+        "profile": profile,
+        "models": models,
+        "meaningless": meaningless,
         "query": query,
         "query_params": asdict(params),
         "alpha": alpha,
         "generation_params": asdict(generation),
     }
-    if pipeline.meaningless:
-        run_info["warning"] = TINY_BANNER
-    coco = coco_document(summary.records, keywords, run_info)
+    if meaningless:
+        info["warning"] = TINY_BANNER
+    return info
+
+
+def write_outputs(summary: RunSummary, keywords: Sequence[str], info: dict[str, Any]) -> None:
+    """Write ``annotations.coco.json``, ``report.json`` and ``report.csv`` of `summary`'s
+    records (in order) into ``summary.out_dir``; `info` comes from `run_info`."""
+    assert summary.out_dir is not None
+    coco = coco_document(summary.records, keywords, info)
     (summary.out_dir / "annotations.coco.json").write_text(json.dumps(coco))
     processed = [r for r in summary.records if r.result is not None]
     report = {
-        **run_info,
+        **info,
         "summary": {
             "images": len(summary.records),
             "processed": len(processed),

@@ -26,12 +26,12 @@ from seglens.services.assistant import Assistant
 from seglens.services.assistant_chat import AssistantService
 from seglens.services.assistant_context import ScreenContexts
 from seglens.services.conversations import ConversationService
+from seglens.services.executors import build_executor
 from seglens.services.history import HistoryService
 from seglens.services.images import ImageService
 from seglens.services.interactive import InteractiveService
 from seglens.services.jobs import JobService
 from seglens.services.jobs_reports import JobReports
-from seglens.services.jobs_worker import ItemProcessor
 from seglens.services.pipeline import TINY_BANNER, Pipeline
 from seglens.services.provider import PipelineProvider, ProviderState
 from seglens.services.scheduler import Scheduler
@@ -73,20 +73,6 @@ def _profile_is_meaningless(profile: str) -> bool:
         return False
 
 
-def _auto_workers(settings: Settings) -> int:
-    if settings.workers > 0:
-        return settings.workers
-    # One worker keeps the models busy; a second overlaps decoding, matching and database
-    # writes with model time, which pays only when the model time is short (a GPU).
-    from seglens.models.device import select_device
-
-    try:
-        device = select_device(settings.device, settings.dtype).device
-    except ValueError:
-        return 1
-    return 2 if device.startswith("cuda") else 1
-
-
 @dataclass(frozen=True)
 class HealthReport:
     status: ProviderState
@@ -120,13 +106,17 @@ class Runtime:
             max_pixels=settings.max_pixels,
         )
         self.history = HistoryService(HistoryRepository(self.db))
+        # Batch images run on the executor SEGLENS_EXECUTOR names (local threads or Ray
+        # actors); the job store, its states and its commits are the same for both.
+        self.executor = build_executor(settings, job_repo, self.images, self.provider)
         self.scheduler = Scheduler(
             job_repo,
-            ItemProcessor(job_repo, self.images, self.provider),
-            workers=_auto_workers(settings),
+            self.executor.process,
+            workers=self.executor.workers,
             max_interactive=settings.max_interactive,
-            nice=settings.worker_nice,
-            ready=lambda timeout: self.provider.wait(timeout) and self.provider.pipeline is not None,
+            nice=self.executor.nice,
+            ready=self.executor.ready,
+            yield_to_interactive=self.executor.yield_to_interactive,
         )
         self.jobs = JobService(
             job_repo,
@@ -176,6 +166,11 @@ class Runtime:
         self.db.migrate()
         self.jobs.recover(auto_resume=self.settings.auto_resume)
         self.provider.start()
+        self.executor.start()
+        # Ray knows its number of workers only once connected.
+        self.scheduler.workers = self.executor.workers
+        self.scheduler.nice = self.executor.nice
+        self.scheduler.yield_to_interactive = self.executor.yield_to_interactive
         self.scheduler.start()
         log.info(
             "server started",
@@ -184,6 +179,7 @@ class Runtime:
                     "data_dir": str(self.settings.data_dir),
                     "profile": self.settings.profile,
                     "workers": self.scheduler.workers,
+                    "executor": self.executor.name,
                 }
             },
         )
@@ -193,6 +189,7 @@ class Runtime:
         if not finished:
             log.warning("an image was still in flight at shutdown; it will run again on resume")
         self.jobs.interrupt_running("the server shut down while the job was running")
+        self.executor.close()
         self.assistant.close()
         self.db.dispose()
         log.info("server stopped")

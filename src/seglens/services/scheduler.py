@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 class Scheduler:
     """`process(claimed)` handles one claimed image and must not raise; `ready(timeout)`
-    says whether the models are loaded (workers wait until they are)."""
+    says whether the models are loaded (workers wait until they are). With
+    `yield_to_interactive` False, interactive requests do not hold batch work back."""
 
     def __init__(
         self,
@@ -47,6 +48,7 @@ class Scheduler:
         ready: Callable[[float], bool] = lambda _timeout: True,
         idle_poll_s: float = 2.0,
         nice: int = 0,
+        yield_to_interactive: bool = True,
     ):
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -57,6 +59,8 @@ class Scheduler:
         self.max_interactive = max_interactive
         self._idle_poll_s = idle_poll_s
         self.nice = nice
+        # False when images run elsewhere (Ray actors): holding them back frees nothing here.
+        self.yield_to_interactive = yield_to_interactive
         self._cond = threading.Condition()
         self._pick_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -167,7 +171,7 @@ class Scheduler:
                 self._stopping.wait(1.0)
                 continue
             with self._cond:
-                while self._interactive > 0 and not self._stopping.is_set():
+                while self.yield_to_interactive and self._interactive > 0 and not self._stopping.is_set():
                     self._cond.wait(0.5)
                 if self._stopping.is_set():
                     return
