@@ -1,4 +1,5 @@
-"""Command line: ``seglens segment``, ``seglens models list|pull``, ``seglens serve``.
+"""Command line: ``seglens segment``, ``seglens batch``, ``seglens models list|pull``,
+``seglens serve``.
 
 Exit codes: 0 success; 1 some inputs failed (each named on one line, the rest processed);
 2 bad usage; 3 a model is not available.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -161,6 +162,169 @@ def segment(
     )
     if summary.failed:
         raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command()
+def batch(
+    inputs: Annotated[
+        list[str], typer.Argument(help="Image files and/or directories (searched recursively).")
+    ],
+    query: Annotated[str, typer.Option("--query", "-q", help='Keywords, e.g. "cat, dog, -grass".')],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output directory (also holds the batch's state).")
+    ] = Path("seglens-out"),
+    executor: Annotated[
+        str | None,
+        typer.Option(help="local (this process) or ray (a Ray cluster). Default: SEGLENS_EXECUTOR or local."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster address (SEGLENS_RAY_ADDRESS); empty starts a private local Ray."),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option(min=0, help="Ray actors holding the models; 0 picks (SEGLENS_RAY_WORKERS).")
+    ] = None,
+    threshold: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Matching threshold (keyword probability).")
+    ] = 0.5,
+    merge: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Region-merging threshold (mask IoU; 1 = no merging)."),
+    ] = 0.7,
+    merge_strategy: Annotated[
+        str, typer.Option(help="nms keeps the best of overlapping matches, union fuses them.")
+    ] = "nms",
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity.")] = 0.5,
+    mode: Annotated[
+        str,
+        typer.Option(help="any: regions matching any keyword; all: image must match every keyword."),
+    ] = "any",
+    profile: Annotated[
+        str | None,
+        typer.Option(help="Model profile (seglens models list). Default: SEGLENS_PROFILE or cpu-fast."),
+    ] = None,
+    points_per_side: Annotated[
+        int | None, typer.Option(min=1, max=128, help="Point grid for mask generation.")
+    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    cutouts: Annotated[bool, typer.Option(help="Also write transparent PNG cut-outs of matches.")] = False,
+    restart: Annotated[bool, typer.Option(help="Discard the batch state in --out and start over.")] = False,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Cache and model directory (SEGLENS_DATA_DIR).")
+    ] = None,
+) -> None:
+    """Run a large batch without the server, locally or on Ray; run it again to resume.
+
+    Writes the same files as `seglens segment`. The batch's state (a job store) lives in
+    OUT/.seglens: after Ctrl-C or a crash, the same command continues where it stopped."""
+    from pydantic import ValidationError
+    from tqdm import tqdm
+
+    from seglens.core.query import parse_query
+    from seglens.models.registry import get_profile
+    from seglens.services.batch import BatchBusy, BatchRunner
+    from seglens.services.errors import Conflict
+    from seglens.services.executors import ExecutorUnavailable
+    from seglens.services.jobs_types import JobParams
+    from seglens.services.pipeline import TINY_BANNER
+    from seglens.services.runs import collect_inputs
+    from seglens.settings import Settings
+
+    overrides = {
+        key: value
+        for key, value in {
+            "profile": profile,
+            "executor": executor,
+            "ray_address": address,
+            "ray_workers": ray_workers,
+            "device": device,
+            "data_dir": data_dir,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        spec = get_profile(settings.profile)
+        parse_query(query)
+        params = JobParams(
+            threshold=threshold,
+            merge_threshold=merge,
+            mode=mode,  # type: ignore[arg-type]
+            merge_strategy=merge_strategy,  # type: ignore[arg-type]
+            points_per_side=points_per_side,
+            alpha=alpha,
+        )
+    except ValidationError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+    except KeyError as error:
+        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
+    except ValueError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
+    files = collect_inputs(inputs)
+    if not files:
+        raise _fail("no input images found", EXIT_USAGE)
+    if spec.meaningless:
+        typer.echo(f"warning: {TINY_BANNER}", err=True)
+
+    runner = BatchRunner(settings, out, cutouts=cutouts)
+    bars: list[tqdm[object]] = []  # made once the job is known (after Ray's start-up lines)
+
+    def started(job: object) -> None:
+        total = getattr(job, "total", 0)
+        done = getattr(job, "done", 0) + getattr(job, "failed", 0)
+        if done:
+            typer.echo(f"resuming: {done}/{total} images already finished", err=True)
+        bars.append(
+            tqdm(total=total, initial=done, unit="img", desc="batch", file=sys.stderr, dynamic_ncols=True)
+        )
+
+    def progress(job: object) -> None:
+        for bar in bars:
+            bar.update(getattr(job, "done", 0) + getattr(job, "failed", 0) - bar.n)
+
+    def failure(message: str) -> None:
+        tqdm.write(f"error: {message}", file=sys.stderr)
+
+    try:
+        runner.open()
+        result = runner.run(
+            files,
+            query,
+            params,
+            restart=restart,
+            on_start=started,
+            on_progress=progress,
+            on_failure=failure,
+        )
+    except KeyboardInterrupt:
+        _close(bars)
+        typer.echo("interrupted: run the same command again to continue", err=True)
+        runner.stop()
+        raise typer.Exit(130) from None
+    except (BatchBusy, Conflict) as error:
+        _close(bars)
+        runner.stop()
+        raise _fail(str(error), EXIT_USAGE) from None
+    except ExecutorUnavailable as error:
+        _close(bars)
+        runner.stop()
+        raise _fail(str(error), EXIT_MODEL) from None
+    _close(bars)
+    runner.stop()
+    summary = result.summary
+    done = len(summary.records) - len(summary.failed)
+    matched = sum(1 for r in summary.records if r.result and r.result.image_matched)
+    typer.echo(
+        f"{done}/{len(summary.records)} images processed, {matched} matched, "
+        f"{len(summary.failed)} failed; results in {out}"
+    )
+    if summary.failed:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _close(bars: list[Any]) -> None:
+    for bar in bars:
+        bar.close()
 
 
 @models_app.command("list")

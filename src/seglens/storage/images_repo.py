@@ -52,6 +52,35 @@ class ImageRepository:
             session.add(row)
             return image, True
 
+    def add_many(self, images: Sequence[StoredImage]) -> int:
+        """Insert the images whose ids are not stored yet, in one transaction (headless
+        batches register thousands of files at once). Returns how many were new."""
+        added = 0
+        with self.db.write() as session:
+            for start in range(0, len(images), _CHUNK):
+                chunk = images[start : start + _CHUNK]
+                known = set(
+                    session.scalars(select(ImageRow.id).where(ImageRow.id.in_([i.id for i in chunk])))
+                )
+                for image in chunk:
+                    if image.id in known:
+                        continue
+                    known.add(image.id)
+                    session.add(
+                        ImageRow(
+                            id=image.id,
+                            pixels_sha256=image.pixels_sha256,
+                            filename=image.filename,
+                            format=image.format,
+                            width=image.width,
+                            height=image.height,
+                            bytes=image.bytes,
+                            created_at=image.created_at,
+                        )
+                    )
+                    added += 1
+        return added
+
     def get(self, image_id: str) -> StoredImage | None:
         with self.db.read() as session:
             row = session.get(ImageRow, image_id)
