@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE ?= 1
 export SEGLENS_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: venv run test test-fast lint bench browser-deps clean
+.PHONY: venv run test test-fast test-ray lint bench browser-deps clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ test: venv browser-deps
 
 test-fast: venv
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
+
+# The Ray executor and headless batch suites alone (they start a local Ray cluster; the
+# Ray tests are also selectable with -m ray).
+test-ray: venv
+	$(BIN)/python -m pytest -q tests/integration/test_ray_executor.py tests/integration/test_batch_cli.py
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks

@@ -126,6 +126,20 @@ def bench_server(data_dir: Path) -> dict[str, Any] | None:
     return bench_server.run(RESULTS)  # type: ignore[no-any-return]
 
 
+def bench_ray(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        from benchmarks import bench_ray
+    except ImportError:
+        return None
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print("ray: not installed (pip install 'seglens[ray]'), skipped", flush=True)
+        return None
+    print("ray executor ...", flush=True)
+    return bench_ray.run(RESULTS)  # type: ignore[no-any-return]
+
+
 def _fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
@@ -192,6 +206,37 @@ def write_doc(report: dict[str, Any]) -> None:
     server = report.get("server")
     if server:
         lines += ["## Server", "", "```json", json.dumps(server, indent=2), "```", ""]
+    ray_report = report.get("ray")
+    if ray_report:
+        rows = [
+            ("local executor (1 process, torch on every core)", ray_report["local"]),
+            ("Ray, one actor per core", ray_report["ray_actor_per_core"]),
+            ("Ray, one actor with every core", ray_report["ray_one_actor_all_cores"]),
+        ]
+        lines += [
+            "## Ray executor",
+            "",
+            f"{ray_report['setup']}; `benchmarks/bench_ray.py`, projections in `docs/scaling.md`.",
+            "",
+            "| executor | start-up s | batch s | images/min |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {_fmt(r['startup_s'])} | {_fmt(r['batch_s'])} | {_fmt(r['images_per_minute'], 1)} |"
+                for name, r in rows
+            ),
+            "",
+            f"Overhead ratio (Ray time / local time, same cores in one actor): "
+            f"**{_fmt(ray_report['overhead_ratio_same_cores_one_actor'])}**; one actor per core: "
+            f"{_fmt(ray_report['overhead_ratio_actor_per_core'])}. Job store: "
+            f"{_fmt(ray_report['job_store_commits']['per_second'], 0)} claims + commits per second. "
+            "Object store round trip per call: "
+            + ", ".join(
+                f"{size.replace('_', ' ')} {_fmt(v['ms_per_call'])} ms"
+                for size, v in ray_report["object_store_round_trip"].items()
+            )
+            + ".",
+            "",
+        ]
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n".join(lines))
 
@@ -208,6 +253,7 @@ def main() -> None:
         "core": bench_core(data_dir),
     }
     report["server"] = bench_server(data_dir)
+    report["ray"] = bench_ray(data_dir)
     report["elapsed_s"] = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / report["file"]).write_text(json.dumps(report, indent=2))
