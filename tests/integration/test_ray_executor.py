@@ -178,7 +178,7 @@ def test_stopping_mid_batch_interrupts_and_a_restart_resumes_each_image_once(run
     # A second server-like process on its own data dir, on the same cluster, after the
     # module's runtime has given its actors' CPUs back.
     runtime.executor.close()
-    settings = _settings(_data_dir(tmp_path, models_dir))
+    settings = _settings(_data_dir(tmp_path, models_dir), ray_workers=1)
     first = _start(settings)
     ids = _upload(first, 16, seed=14)
     job = first.jobs.create(ids, "cat, cup", PARAMS)
@@ -206,14 +206,14 @@ def test_headless_batch_on_ray_writes_the_files_of_a_local_batch(runtime, tmp_pa
 
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    for name, data in photos(6, seed=15):
+    for name, data in photos(4, seed=15):
         (inputs / name).write_bytes(data)
     (inputs / "broken.jpg").write_text("not an image")
     files = sorted(inputs.iterdir())
     data_dir = _data_dir(tmp_path / "data", models_dir)
     outs = {}
     for executor in ("local", "ray"):
-        runner = BatchRunner(_settings(data_dir, executor=executor), tmp_path / executor)
+        runner = BatchRunner(_settings(data_dir, executor=executor, ray_workers=1), tmp_path / executor)
         runner.open()
         try:
             result = runner.run(files, "cat, cup", PARAMS)
@@ -225,7 +225,7 @@ def test_headless_batch_on_ray_writes_the_files_of_a_local_batch(runtime, tmp_pa
         outs[executor] = tmp_path / executor
     local, ray_out = outs["local"], outs["ray"]
     overlays = sorted(p.name for p in (local / "overlays").iterdir())
-    assert overlays == sorted(p.name for p in (ray_out / "overlays").iterdir()) and len(overlays) == 6
+    assert overlays == sorted(p.name for p in (ray_out / "overlays").iterdir()) and len(overlays) == 4
     for name in overlays:
         assert (local / "overlays" / name).read_bytes() == (ray_out / "overlays" / name).read_bytes()
     assert (local / "report.csv").read_text().count("\n") == (ray_out / "report.csv").read_text().count("\n")
