@@ -16,6 +16,7 @@ __all__ = [
     "ErrorBody",
     "ErrorResponse",
     "HealthOut",
+    "HistoryClearedOut",
     "HistoryEntryOut",
     "HistoryPage",
     "ImageOut",
@@ -415,3 +416,9 @@ class HistoryEntryOut(_Out):
 
 class HistoryPage(Page[HistoryEntryOut]):
     pass
+
+
+class HistoryClearedOut(_Out):
+    deleted: int = Field(description="Entries removed: interactive requests plus jobs.")
+    interactions: int
+    jobs: int

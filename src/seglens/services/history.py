@@ -68,6 +68,22 @@ class HistoryService:
     def page(self, filters: HistoryFilter, *, limit: int, offset: int) -> tuple[list[HistoryEntry], int]:
         return self.repo.page(filters, limit=limit, offset=offset)
 
+    def clear_interactions(self, filters: HistoryFilter) -> int:
+        """Delete the interactive entries `filters` match; returns how many."""
+        return self.repo.delete_interactions(filters)
+
+    def job_refs(self, filters: HistoryFilter) -> list[str]:
+        """Ids of the jobs `filters` match (kind forced to job), newest first."""
+        refs: list[str] = []
+        job_filters = HistoryFilter(
+            keyword=filters.keyword, kind="job", since=filters.since, until=filters.until
+        )
+        while True:
+            entries, total = self.repo.page(job_filters, limit=1000, offset=len(refs))
+            refs += [e.ref for e in entries]
+            if not entries or len(refs) >= total:
+                return refs
+
     def export_csv(self, filters: HistoryFilter) -> str:
         """Every matching entry, newest first (at most 100,000 rows)."""
         buffer = io.StringIO()

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, String, cast, func, literal, null, select, union_all
+from sqlalchemy import ColumnElement, Float, String, cast, delete, func, literal, null, select, union_all
 
 from seglens.storage.db import Database
 from seglens.storage.records import HistoryEntry, keywords_key
@@ -133,3 +133,22 @@ class HistoryRepository:
                 )
             )
         return entries, int(total or 0)
+
+    def delete_interactions(self, filters: HistoryFilter) -> int:
+        """Delete the interactive entries (query, prompt, search) that `filters` match;
+        returns how many. Jobs are not touched here (they own results)."""
+        if filters.kind == "job":
+            return 0
+        where: list[ColumnElement[bool]] = []
+        if filters.keyword:
+            pattern = "%" + _escape_like(keywords_key([filters.keyword.strip()])) + "%"
+            where.append(InteractionRow.keywords.like(pattern, escape="\\"))
+        if filters.kind:
+            where.append(InteractionRow.kind == filters.kind)
+        if filters.since:
+            where.append(InteractionRow.created_at >= filters.since)
+        if filters.until:
+            where.append(InteractionRow.created_at < filters.until)
+        with self.db.write() as session:
+            result = session.execute(delete(InteractionRow).where(*where))
+            return int(getattr(result, "rowcount", 0) or 0)

@@ -9,11 +9,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BeforeValidator
 
-from seglens.api.deps import HistoryDep
+from seglens.api.deps import HistoryDep, JobsDep
 from seglens.api.errors import ApiError, responses
-from seglens.api.schemas import HistoryPage
+from seglens.api.schemas import HistoryClearedOut, HistoryPage
 from seglens.api.views import history_out
+from seglens.services.errors import NotFound
 from seglens.services.history import HistoryFilter
+from seglens.storage.records import FINISHED_JOB_STATES
 
 __all__ = ["router"]
 
@@ -97,4 +99,37 @@ def export_history(
         text,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="seglens-history.csv"'},
+    )
+
+
+@router.delete(
+    "/history",
+    summary="Clear the history (same filters): interactive entries and finished jobs",
+    responses=responses(422),
+)
+def clear_history(
+    history: HistoryDep,
+    jobs: JobsDep,
+    keyword: KeywordQ = None,
+    kind: Kind | None = None,
+    since: SinceQ = None,
+    until: UntilQ = None,
+) -> HistoryClearedOut:
+    """Deletes the matching interactive entries and the matching jobs that are completed,
+    failed or cancelled, with their results. Queued, running and interrupted jobs stay."""
+    filters = _filters(keyword, kind, since, until)
+    interactions = history.clear_interactions(filters)
+    deleted_jobs = 0
+    if kind in (None, "job"):
+        for ref in history.job_refs(filters):
+            job = jobs.find(ref)
+            if job is None or job.status not in FINISHED_JOB_STATES:
+                continue
+            try:
+                jobs.delete(ref)
+            except NotFound:  # deleted meanwhile
+                continue
+            deleted_jobs += 1
+    return HistoryClearedOut(
+        deleted=interactions + deleted_jobs, interactions=interactions, jobs=deleted_jobs
     )
