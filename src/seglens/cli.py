@@ -1,5 +1,5 @@
 """Command line: ``seglens segment``, ``seglens batch``, ``seglens models list|pull``,
-``seglens serve``.
+``seglens serve``, ``seglens ui``.
 
 Exit codes: 0 success; 1 some inputs failed (each named on one line, the rest processed);
 2 bad usage; 3 a model is not available.
@@ -372,8 +372,11 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=0, max=64, help="Batch workers; 0 picks (SEGLENS_WORKERS).")
     ] = None,
+    ui: Annotated[
+        bool, typer.Option("--ui/--no-ui", help="Mount the web UI at /ui (/ redirects there).")
+    ] = True,
 ) -> None:
-    """Run the HTTP API (OpenAPI at /docs) with the persistent job queue."""
+    """Run the HTTP API (OpenAPI at /docs) with the persistent job queue and the web UI at /ui."""
     from pydantic import ValidationError
 
     from seglens.api.server import serve as run_server
@@ -399,7 +402,54 @@ def serve(
         raise _fail(str(error), EXIT_USAGE) from None
     except KeyError as error:
         raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
-    run_server(settings)
+    if not ui:
+        run_server(settings)
+        return
+    from seglens.api.app import create_app
+    from seglens.ui import mount_ui
+    from seglens.ui.app import redirect_home
+
+    if settings.port == 0:
+        raise _fail("the web UI needs a fixed --port (or use --no-ui)", EXIT_USAGE)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    api_app = create_app(settings)
+    mount_ui(api_app, _loopback_url(settings.host, settings.port), token=token, profiles=[settings.profile])
+    redirect_home(api_app)
+    run_server(settings, app=api_app)
+
+
+def _loopback_url(host: str, port: int) -> str:
+    """How the UI mounted in the server reaches the server's own API."""
+    if host in ("", "0.0.0.0", "localhost"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+@app.command("ui")
+def ui_command(
+    api_url: Annotated[
+        str, typer.Option("--api-url", help="Root of a running SegLens back end, e.g. http://gpu-box:8000.")
+    ] = "http://127.0.0.1:8000",
+    host: Annotated[str, typer.Option(help="Address the UI listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port the UI listens on.")] = 7860,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEGLENS_API_TOKEN", help="The back end's bearer token (also the UI's password)."
+        ),
+    ] = None,
+) -> None:
+    """Run only the web UI (at /ui) against a back end on this or another machine."""
+    import uvicorn
+
+    from seglens.ui import create_ui_app
+
+    if not api_url.startswith(("http://", "https://")):
+        raise _fail(f"--api-url must start with http:// or https://, got {api_url!r}", EXIT_USAGE)
+    typer.echo(f"SegLens UI on http://{host}:{port}/ui, talking to {api_url}")
+    uvicorn.run(create_ui_app(api_url, token=token), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from typing import TYPE_CHECKING
 
 from seglens.services.logcontext import configure_logging
 from seglens.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 __all__ = ["serve"]
 
@@ -28,8 +32,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(settings: Settings) -> None:
-    """Serve until stopped. Blocks."""
+def serve(settings: Settings, app: FastAPI | None = None) -> None:
+    """Serve until stopped. Blocks. `app` is ``create_app(settings)`` unless given (the
+    CLI passes one with the web UI mounted)."""
     import uvicorn
 
     from seglens.api.app import create_app
@@ -42,7 +47,7 @@ def serve(settings: Settings) -> None:
             extra={"fields": {"host": settings.host}},
         )
     config = uvicorn.Config(
-        create_app(settings),
+        app if app is not None else create_app(settings),
         host=settings.host,
         port=settings.port,
         log_config=None,
