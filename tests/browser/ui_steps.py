@@ -1,0 +1,171 @@
+"""Steps the browser tests share: each waits for a visible condition, never for a time."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from live_server import LiveServer
+
+
+def upload(page: Any, files: list[Path], expect: int) -> None:
+    """Drop `files` on the upload box; wait until the batch shows `expect` thumbnails."""
+    page.set_input_files("#upload input[type=file]", [str(f) for f in files])
+    page.wait_for_function(f"document.querySelectorAll('#batch-gallery img').length >= {expect}")
+    wait_rows(page, "batch-table", expect)
+
+
+def set_number(page: Any, elem_id: str, value: float) -> None:
+    """Type a value into a slider's number box (Enter commits it)."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def move_slider(page: Any, elem_id: str, value: float) -> None:
+    """Move a slider's range input, as a drag does (input and change events)."""
+    page.locator(f"#{elem_id} input[type=range]").fill(str(value))
+
+
+def slider_value(page: Any, elem_id: str) -> float:
+    return float(page.locator(f"#{elem_id} input[type=number]").input_value())
+
+
+def open_advanced(page: Any) -> None:
+    if not page.locator("#points-per-side").is_visible():
+        page.click("#advanced")
+    page.wait_for_selector("#points-per-side input[type=number]")
+
+
+def watch_progress(page: Any) -> None:
+    """Record every state the progress bar shows into ``window.__progress``."""
+    page.evaluate(
+        """() => {
+        window.__progress = [];
+        const record = () => {
+          const box = document.querySelector('#progress-box');
+          if (box) window.__progress.push([box.dataset.status, +(box.dataset.finished || 0), +box.dataset.total]);
+        };
+        new MutationObserver(record).observe(document.querySelector('#progress'),
+          {subtree: true, childList: true, attributes: true, characterData: true});
+      }"""
+    )
+
+
+def progress_log(page: Any) -> list[tuple[str, int, int]]:
+    return [tuple(x) for x in page.evaluate("window.__progress || []")]
+
+
+def wait_status(page: Any, *statuses: str) -> str:
+    wanted = json.dumps(list(statuses))
+    page.wait_for_function(
+        f"(() => {{ const b = document.querySelector('#progress-box'); return b && {wanted}.includes(b.dataset.status); }})()"
+    )
+    return str(page.get_attribute("#progress-box", "data-status"))
+
+
+def run_job(page: Any, keywords: str, points_per_side: int = 4, expect_results: int | None = None) -> str:
+    """Type the keywords, set the grid, press Start, wait until the job completed and
+    the results gallery shows `expect_results` pictures; returns the job id."""
+    page.fill("#keywords input", keywords)
+    open_advanced(page)
+    set_number(page, "points-per-side", points_per_side)
+    page.click("#start")
+    wait_status(page, "completed")
+    if expect_results:
+        page.wait_for_function(
+            f"document.querySelectorAll('#results-gallery img').length >= {expect_results}"
+        )
+    return str(page.get_attribute("#progress-box", "data-job"))
+
+
+def open_result(page: Any, index: int = 0) -> str:
+    """Select a result; wait for the large view; returns its picture's URL."""
+    before = page.evaluate("document.querySelector('#result-view img')?.src || ''")
+    page.locator("#results-gallery button.thumbnail-item").nth(index).click()
+    page.wait_for_function(
+        f"(() => {{ const i = document.querySelector('#result-view img'); return i && i.src && i.src !== {json.dumps(before)}; }})()"
+    )
+    return str(page.get_attribute("#result-view img", "src"))
+
+
+def wait_view_changes(page: Any, before: str) -> str:
+    page.wait_for_function(
+        f"(() => {{ const i = document.querySelector('#result-view img'); return i && i.src !== {json.dumps(before)}; }})()"
+    )
+    return str(page.get_attribute("#result-view img", "src"))
+
+
+def click_tab(page: Any, label: str) -> None:
+    page.get_by_role("tab", name=label, exact=True).click()
+
+
+def jobs_total(server: LiveServer) -> int:
+    return int(server.client.get("/jobs", params={"limit": 1}).json()["total"])
+
+
+def wait_text(page: Any, selector: str, text: str) -> None:
+    page.wait_for_function(
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)}); return e && e.innerText.includes({json.dumps(text)}); }})()"
+    )
+
+
+def _rows_js(elem_id: str) -> str:
+    return f"[...document.querySelectorAll('#{elem_id} [role=row]')].filter(r => !r.closest('thead')).length"
+
+
+def table_rows(page: Any, elem_id: str) -> int:
+    """Data rows of a Dataframe (the header row excluded)."""
+    return int(page.evaluate(_rows_js(elem_id)))
+
+
+def wait_rows(page: Any, elem_id: str, count: int, exact: bool = False) -> None:
+    op = "==" if exact else ">="
+    page.wait_for_function(f"{_rows_js(elem_id)} {op} {count}")
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "condition") -> None:
+    """Poll a condition outside the page (the API, a file) until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} never held within {timeout_s} s")
+        time.sleep(0.05)
+
+
+_PICTURE_RECT_JS = """(img) => {
+  const box = img.getBoundingClientRect();
+  const fit = getComputedStyle(img).objectFit;
+  let scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+  if (fit === 'scale-down') scale = Math.min(scale, 1);
+  const w = img.naturalWidth * scale, h = img.naturalHeight * scale;
+  return {x: (box.width - w) / 2, y: (box.height - h) / 2, w, h, scale};
+}"""
+
+
+def click_picture(page: Any, selector: str, fx: float, fy: float, modifiers: list[str] | None = None) -> None:
+    """Click at (fx, fy), fractions of the picture as drawn (not of its letterboxed box)."""
+    img = page.locator(selector)
+    rect = img.evaluate(_PICTURE_RECT_JS)
+    position = {"x": rect["x"] + fx * rect["w"], "y": rect["y"] + fy * rect["h"]}
+    img.click(position=position, modifiers=modifiers or [])
+
+
+def picture_colors(
+    page: Any, selector: str, fx: float, fy: float, radius: int = 6
+) -> set[tuple[int, int, int]]:
+    """The RGB colours of the picture's own pixels around (fx, fy) (fractions of its size)."""
+    pixels = page.locator(selector).evaluate(
+        """(img, [fx, fy, r]) => {
+          const c = document.createElement('canvas');
+          c.width = img.naturalWidth; c.height = img.naturalHeight;
+          const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+          const x = Math.round(fx * img.naturalWidth), y = Math.round(fy * img.naturalHeight);
+          return Array.from(g.getImageData(x - r, y - r, 2 * r + 1, 2 * r + 1).data);
+        }""",
+        [fx, fy, radius],
+    )
+    return {tuple(pixels[i : i + 3]) for i in range(0, len(pixels), 4)}
