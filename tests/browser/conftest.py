@@ -166,8 +166,12 @@ def page(browser, server: LiveServer):
 def shoot(tmp_path: Path):
     """`shoot(page, name, selector=None)`: a screenshot of the page (or one element)."""
 
-    def take(page, name: str, selector: str | None = None, full_page: bool = True) -> Path:
+    def take(page, name: str, selector: str | None = None, full_page: bool = False) -> Path:
         raw = tmp_path / f"{name}.png"
+        page.evaluate("window.scrollTo(0, 0)")
+        # Gradio dims outputs while their event runs: wait until nothing is pending.
+        page.wait_for_function("document.querySelectorAll('.pending, .generating').length === 0")
+        page.wait_for_timeout(400)  # let the fade-in finish (a picture, not an assertion)
         if selector:
             page.locator(selector).screenshot(path=str(raw))
         else:

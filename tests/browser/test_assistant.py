@@ -51,7 +51,7 @@ def test_llm_suggestion_applies_to_sliders_and_overlay(page, server, fake_llm, c
     card.wait_for()
     index = card.get_attribute("data-index")
     wait_text(page, "#chat-context", "image")
-    shoot(page, "assistant")
+    shoot(page, "assistant", full_page=True)
     sent = fake_llm.chat_requests[-1].text
     assert "cat" in sent and "sk-" not in sent  # the screen context went out, no secret
 
@@ -95,3 +95,13 @@ def test_llm_401_shows_a_clear_message_and_the_ui_stays_usable(page, server, fak
     page.fill("#panel-input textarea", "And now?")
     page.click("#panel-send")
     wait_text(page, "#panel-chat", "All good now.")
+
+
+def test_keywords_in_chinese_are_translated_into_the_keyword_boxes(page, fake_llm):
+    fake_llm.enqueue(Reply.completion('{"translations": ["cat", "grass"]}'))
+    page.fill("#keywords input", "猫")
+    page.fill("#exclude input", "草地")
+    page.click("#translate")
+    page.wait_for_function("document.querySelector('#keywords input').value === 'cat'")
+    assert page.input_value("#exclude input") == "grass"
+    wait_text(page, "#notice", "猫, -草地 → cat, -grass")

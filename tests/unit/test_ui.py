@@ -210,14 +210,18 @@ def test_stats_frames_summarise_level_two():
         "busy_s": 3.5,
         "retried": 0,
         "errors": {"corrupt_image": 1},
-        "stages": {"segment": {"count": 1, "mean_ms": 5, "p50_ms": 5, "p95_ms": 5, "max_ms": 5}},
+        "stages": {
+            name: {"count": 1, "mean_ms": 5, "p50_ms": 5, "p95_ms": 5, "max_ms": 5}
+            for name in ("mask_decoder", "segment", "total")
+        },
         "keywords": {"cat": {"matches": 2, "images": 1, "best_score": 0.9}},
         "warning": "TINY MODEL",
     }
     frames = stats_frames(stats, "en")
     assert "1/2 done" in frames["summary"] and "corrupt_image × 1" in frames["summary"]
     assert list(frames["keyword_chart"]["keyword"]) == ["cat"]
-    assert list(frames["stage_chart"]["stage"]) == ["segment"]
+    assert list(frames["stage_chart"]["stage"]) == ["mask_decoder"]  # totals are not parts
+    assert list(frames["stages"].iloc[:, 0]) == ["mask_decoder", "segment", "total"]
 
 
 def test_refinement_draws_masks_and_points_in_overlay_coordinates():
@@ -294,3 +298,19 @@ def test_the_ui_builds_and_mounts_without_a_back_end(tmp_path):
     ids = {c.get("props", {}).get("elem_id") for c in config["components"]}
     assert {"upload", "keywords", "threshold", "results-gallery", "chat", "panel-chat"} <= ids
     assert json.dumps(config).count("TINY") == 0  # nothing claimed before the back end answers
+
+
+def test_with_a_token_the_ui_asks_for_it_as_its_password(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from live_server import free_port
+    from seglens.ui import create_ui_app
+
+    app = create_ui_app(f"http://127.0.0.1:{free_port()}", token="s3cret", scratch=tmp_path)
+    with TestClient(app) as client:
+        locked = client.get("/ui/config")
+        wrong = client.post("/ui/login", data={"username": "me", "password": "nope"})
+        right = client.post("/ui/login", data={"username": "me", "password": "s3cret"})
+        unlocked = client.get("/ui/config")
+    assert locked.status_code == 401 and wrong.status_code == 400
+    assert right.status_code == 200 and unlocked.status_code == 200

@@ -33,7 +33,10 @@ __all__ = ["CSS", "UI_PATH", "build_ui", "create_ui_app", "mount_ui", "redirect_
 UI_PATH = "/ui"
 
 CSS = """
-#sl-header {align-items: center;}
+#sl-header {align-items: center; gap: 18px;}
+#lang {flex-grow: 0;}
+#pad {max-width: 190px; margin: 0 auto;}
+#pad-caption {font-size: .8rem; text-align: center;}
 #sl-header h1 {margin: 0; font-size: 1.5rem;}
 .sl-tiny {background: #b91c1c; color: #fff; padding: 6px 12px; border-radius: 6px; font-weight: 600;}
 .sl-notice {padding: 6px 12px; border-radius: 6px; margin: 2px 0;}
@@ -79,17 +82,19 @@ def build_ui(
     tr = Translator()
     with gr.Blocks(title="SegLens", fill_width=True) as demo:
         session = gr.State(Session())
+        # The language switch sits on the left: notices pop up on the right.
         with gr.Row(elem_id="sl-header"):
-            gr.Markdown(f"# {t('en', 'title')}", elem_id="sl-title", scale=1)
-            tr.value(gr.Markdown(t("en", "subtitle"), elem_id="sl-subtitle"), "subtitle")
+            gr.Markdown(f"# {t('en', 'title')}", elem_id="sl-title", scale=0, min_width=140)
             language = gr.Radio(
                 [(name, code) for code, name in LANGUAGES.items()],
                 value="en",
-                label=t("en", "language"),
+                show_label=False,
+                container=False,
                 elem_id="lang",
                 scale=0,
-                min_width=180,
+                min_width=200,
             )
+            tr.value(gr.Markdown(t("en", "subtitle"), elem_id="sl-subtitle"), "subtitle")
         tiny = gr.HTML("", elem_id="tiny-warning")
         status = gr.Markdown("", elem_id="backend-status")
         notice = gr.HTML(notice_html(""), elem_id="notice")
@@ -155,7 +160,6 @@ def build_ui(
         def set_language(session: Session, lang: str) -> dict[Any, Any]:
             session.lang = lang if lang in LANGUAGES else "en"
             out: dict[Any, Any] = tr.updates(session.lang)
-            out[language] = gr.update(label=t(session.lang, "language"))
             extra: dict[Any, Any] = {**check_health(session), **jobs.batch_outputs(session)}
             extra[ui.progress] = _progress(session)
             if session.results:
@@ -197,7 +201,7 @@ def build_ui(
         upload_args = {
             "fn": jobs.upload,
             "inputs": [session, ui.upload],
-            "outputs": [*batch_outputs, ui.upload],
+            "outputs": [*batch_outputs, ui.upload, ui.retry_upload],
             "concurrency_limit": None,
         }
         ui.upload.upload(**upload_args)

@@ -145,7 +145,7 @@ class AssistantUI:
                     gr.Button(t(en, "export_conversation"), size="sm", elem_id="chat-export"),
                     "export_conversation",
                 )
-                self.export_file = gr.File(interactive=False, elem_id="chat-file")
+                self.export_file = gr.File(interactive=False, elem_id="chat-file", visible=False)
         self.main = _ChatWidgets("chat", chatbot, box, send, suggestions, apply)
         self.picked: Any = None
 
@@ -356,6 +356,31 @@ class AssistantUI:
         out[self.notice] = notice_html(text, "info")
         return out
 
+    def translate(self, session: Session, keywords: str, exclude: str) -> dict[Any, Any]:
+        """Keywords the embedder cannot read, translated to English by the assistant; the
+        result lands in the keywords boxes, where it can be edited before use."""
+        terms = [p for p in compose_query(keywords, exclude).split(", ") if p]
+        if not terms:
+            return {self.notice: notice_html(t(session.lang, "no_keywords"), "info")}
+        try:
+            answer = self.ctx.client.translate(terms)
+        except ApiError as error:
+            text = self.ctx.describe(error, session)
+            gr.Warning(text)
+            return {self.notice: notice_html(text)}
+        translated = [str(k) for k in answer.get("keywords", terms)]
+        if not answer.get("changed"):
+            note = str(answer.get("note") or "—")
+            return {self.notice: notice_html(t(session.lang, "not_translated", note=note), "info")}
+        words = [k for k in translated if not k.startswith("-")]
+        excluded = [k[1:] for k in translated if k.startswith("-")]
+        text = t(session.lang, "translated", before=", ".join(terms), after=", ".join(translated))
+        return {
+            self.seg.keywords: ", ".join(words),
+            self.seg.exclude: ", ".join(excluded),
+            self.notice: notice_html(text, "info"),
+        }
+
     # -- conversations -------------------------------------------------------------------------
     def _conversation_table(self, session: Session) -> pd.DataFrame:
         columns = [t(session.lang, "col_query"), "#", t(session.lang, "col_time"), t(session.lang, "col_ref")]
@@ -435,7 +460,7 @@ class AssistantUI:
             name, data = self.ctx.client.export_conversation(conversation_id, "md")
         except ApiError as error:
             return {self.notice: notice_html(self.ctx.describe(error, session))}
-        return {self.export_file: self.ctx.save_download(name, data)}
+        return {self.export_file: gr.update(value=self.ctx.save_download(name, data), visible=True)}
 
     # -- wiring ----------------------------------------------------------------------------
     def wire(self, session: Any, renderer: Renderer, controls: list[Any]) -> None:
@@ -478,6 +503,9 @@ class AssistantUI:
             self.advise,
             [session, self.panel.chatbot, *chat_inputs],
             [self.panel.chatbot, self.panel.suggestions, *self.panel.apply, self.notice],
+        )
+        seg.translate.click(
+            self.translate, [session, seg.keywords, seg.exclude], [seg.keywords, seg.exclude, self.notice]
         )
         conv_outputs = [self.status, self.panel_status, self.conversations]
         self.tab_select_outputs = conv_outputs

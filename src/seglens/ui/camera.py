@@ -30,7 +30,7 @@ from seglens.ui.views import notice_html
 __all__ = ["CAPTURE_JS", "LIVE_POINTS_PER_SIDE", "CameraHandlers", "fps_of"]
 
 LIVE_SIDE_PX = 320
-LIVE_POINTS_PER_SIDE = 16
+LIVE_POINTS_PER_SIDE = 8
 STREAM_EVERY_S = 0.2
 _WINDOW = 12
 

@@ -90,6 +90,7 @@ class JobHandlers:
             **self.batch_outputs(session),
             self.notice: self._notice(problems),
             self.ui.upload: gr.skip() if unreachable else None,
+            self.ui.retry_upload: gr.update(visible=unreachable),
         }
 
     def select_upload(self, session: Session, evt: gr.SelectData) -> None:
@@ -159,7 +160,6 @@ class JobHandlers:
         except ApiError as error:
             return self._warn(session, self.ctx.describe(error, session))
         self._adopt(session, job)
-        gr.Info(t(lang, "job_started", job=job["id"][:8], n=job["progress"]["total"]))
         return {
             self.ui.progress: progress_html(job, lang),
             self.ui.results: [],
@@ -311,7 +311,8 @@ class JobHandlers:
             name, data = self.ctx.client.export(session.job_id, fmt or "coco")
         except ApiError as error:
             return self._warn(session, self.ctx.describe(error, session))
-        return {self.ui.export_file: self.ctx.save_download(name, data), self.notice: notice_html("")}
+        path = self.ctx.save_download(name, data)
+        return {self.ui.export_file: gr.update(value=path, visible=True), self.notice: notice_html("")}
 
     def _warn(self, session: Session, text: str) -> dict[Any, Any]:
         gr.Warning(text)

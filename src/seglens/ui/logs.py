@@ -125,7 +125,8 @@ class LogHandlers:
             data = self.ctx.client.history_csv(keyword=keyword or None, kind=None if kind == "all" else kind)
         except ApiError as error:
             return self._warn(session, error)
-        return {self.ui.history_file: self.ctx.save_download("seglens-history.csv", data)}
+        path = self.ctx.save_download("seglens-history.csv", data)
+        return {self.ui.history_file: gr.update(value=path, visible=True)}
 
     def clear(self, session: Session, keyword: str, kind: str) -> dict[Any, Any]:
         try:

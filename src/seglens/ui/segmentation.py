@@ -42,7 +42,9 @@ class SegmentationLayout:
                             "upload_files",
                         )
                         self.retry_upload = tr.value(
-                            gr.Button(t(en, "retry_upload"), size="sm", elem_id="retry-upload"),
+                            gr.Button(
+                                t(en, "retry_upload"), size="sm", elem_id="retry-upload", visible=False
+                            ),
                             "retry_upload",
                         )
                     self.tab_camera = tr.label(gr.Tab(t(en, "src_camera"), id="camera"), "src_camera")
@@ -138,6 +140,9 @@ class SegmentationLayout:
                             "exclude",
                             "exclude_ph",
                         )
+                self.translate = tr.value(
+                    gr.Button(t(en, "translate"), size="sm", elem_id="translate"), "translate"
+                )
                 self.examples = gr.Examples(
                     examples=[[e] for e in EXAMPLES],
                     inputs=[self.keywords],
@@ -191,18 +196,19 @@ class SegmentationLayout:
                                 info="alpha_info",
                             )
                         with gr.Column(scale=2, min_width=170):
-                            self.pad = L(
-                                gr.Image(
-                                    value=threshold_pad(0.5, 0.7),
-                                    label=t(en, "pad"),
-                                    interactive=False,
-                                    elem_id="pad",
-                                    height=170,
-                                    width=170,
-                                    buttons=[],
-                                    format="png",
-                                ),
-                                "pad",
+                            self.pad = gr.Image(
+                                value=threshold_pad(0.5, 0.7),
+                                show_label=False,
+                                container=False,
+                                interactive=False,
+                                elem_id="pad",
+                                height=180,
+                                width=180,
+                                buttons=[],
+                                format="png",
+                            )
+                            self.pad_caption = tr.value(
+                                gr.Markdown(t(en, "pad"), elem_id="pad-caption"), "pad"
                             )
                     with tr.label(
                         gr.Accordion(t(en, "advanced"), open=False, elem_id="advanced"), "advanced"
@@ -331,7 +337,7 @@ class SegmentationLayout:
                                     interactive=False,
                                     elem_id="export-file",
                                     scale=2,
-                                    height=90,
+                                    visible=False,
                                 ),
                                 "export_file",
                             )
@@ -481,4 +487,4 @@ class SegmentationLayout:
                             ),
                             "history_clear",
                         )
-                    self.history_file = gr.File(interactive=False, elem_id="history-file", visible=True)
+                    self.history_file = gr.File(interactive=False, elem_id="history-file", visible=False)

@@ -37,7 +37,9 @@ __all__ = [
     "warning_html",
 ]
 
-_STAGES_HIDDEN = {"total"}
+# Totals are sums of the other stages: a bar for them would dwarf the parts.
+_STAGES_HIDDEN = {"total", "segment"}
+TOP_REGIONS_PER_KEYWORD = 5
 
 
 def human_bytes(size: int) -> str:
@@ -156,14 +158,16 @@ def image_log_table(log: Mapping[str, Any], lang: str) -> pd.DataFrame:
 def scores_frame(
     matches: Sequence[Mapping[str, Any]], best_scores: Mapping[str, float], lang: str
 ) -> pd.DataFrame:
-    """One bar per matched region (``keyword #n``) and, for a keyword without a match,
-    one bar with its best score below the threshold."""
+    """One bar per matched region (``keyword #n``, the best `TOP_REGIONS_PER_KEYWORD` of
+    each keyword) and, for a keyword without a match, one bar with its best score below the
+    threshold."""
     rows: list[tuple[str, float, str]] = []
     seen: dict[str, int] = {}
     for m in sorted(matches, key=lambda m: (m["keyword"], -float(m["score"]))):
         keyword = str(m["keyword"])
         seen[keyword] = seen.get(keyword, 0) + 1
-        rows.append((f"{keyword} #{seen[keyword]}", round(float(m["score"]), 4), keyword))
+        if seen[keyword] <= TOP_REGIONS_PER_KEYWORD:
+            rows.append((f"{keyword} #{seen[keyword]}", round(float(m["score"]), 4), keyword))
     for keyword, score in sorted(best_scores.items()):
         if keyword not in seen:
             rows.append((f"{keyword} ({t(lang, 'below_threshold')})", round(float(score), 4), keyword))
