@@ -314,3 +314,26 @@ def test_with_a_token_the_ui_asks_for_it_as_its_password(tmp_path):
         unlocked = client.get("/ui/config")
     assert locked.status_code == 401 and wrong.status_code == 400
     assert right.status_code == 200 and unlocked.status_code == 200
+
+
+def test_suggestion_cards_are_numbered_like_their_apply_buttons():
+    from seglens.ui.views import suggestion_html
+
+    suggestions = [
+        {
+            "threshold": 0.41,
+            "reason": "the dogs scored 0.42 <b>",
+            "source": "advisor",
+            "rule": "r",
+            "confidence": 0.8,
+        },
+        {"keywords": ["dog", "-grass"], "points_per_side": 16, "reason": "x", "source": "llm", "rule": "llm"},
+    ]
+    cards = suggestion_html(suggestions, "en", "chat")
+    assert 'data-count="2"' in cards and 'data-index="1"' in cards and 'data-index="2"' in cards
+    assert "threshold → 0.41" in cards and "keywords → dog, -grass; points per side → 16" not in cards
+    assert "points per side → 16; keywords → dog, -grass" in cards
+    assert "&lt;b&gt;" in cards  # reasons are escaped
+    assert 'data-count="0"' in suggestion_html([], "zh", "panel") and "暂无建议" in suggestion_html(
+        [], "zh", "panel"
+    )

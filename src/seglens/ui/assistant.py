@@ -9,7 +9,6 @@ advisor answers; the UI shows both and stays usable.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,43 +21,11 @@ from seglens.ui.i18n import Translator, t
 from seglens.ui.results import Renderer, compose_query
 from seglens.ui.segmentation import SegmentationLayout
 from seglens.ui.state import Session
-from seglens.ui.views import notice_html
+from seglens.ui.views import MAX_SUGGESTIONS, context_text, describe_suggestion, notice_html, suggestion_html
 
-__all__ = ["MAX_SUGGESTIONS", "AssistantUI", "suggestion_html"]
+__all__ = ["AssistantUI"]
 
-MAX_SUGGESTIONS = 3
 EXAMPLE_KEYS = ("ex_q1", "ex_q2", "ex_q3", "ex_q4")
-
-
-def _describe_suggestion(s: dict[str, Any]) -> str:
-    parts = []
-    if s.get("threshold") is not None:
-        parts.append(f"threshold → {float(s['threshold']):.2f}")
-    if s.get("merge_threshold") is not None:
-        parts.append(f"merge → {float(s['merge_threshold']):.2f}")
-    if s.get("points_per_side") is not None:
-        parts.append(f"points per side → {int(s['points_per_side'])}")
-    if s.get("keywords"):
-        parts.append("keywords → " + ", ".join(str(k) for k in s["keywords"]))
-    if s.get("profile"):
-        parts.append(f"profile: {s['profile']} (advice only)")
-    return "; ".join(parts) or "—"
-
-
-def suggestion_html(suggestions: list[dict[str, Any]], lang: str, prefix: str) -> str:
-    """Numbered suggestion cards; each number matches an Apply button."""
-    if not suggestions:
-        return f'<div id="{prefix}-suggestion-list" data-count="0"><i>{html.escape(t(lang, "suggestion_none"))}</i></div>'
-    cards = []
-    for i, s in enumerate(suggestions[:MAX_SUGGESTIONS], start=1):
-        source = html.escape(
-            f"{s.get('source', '?')} · {s.get('rule', '')} · {float(s.get('confidence', 0)):.2f}"
-        )
-        cards.append(
-            f'<div class="sl-suggestion" data-index="{i}"><b>#{i} {html.escape(_describe_suggestion(s))}</b>'
-            f"<br>{html.escape(str(s.get('reason', '')))}<br><small>{source}</small></div>"
-        )
-    return f'<div id="{prefix}-suggestion-list" data-count="{len(suggestions)}">{"".join(cards)}</div>'
 
 
 class _ChatWidgets:
@@ -299,7 +266,7 @@ class AssistantUI:
         out = {w.chatbot: history, **self._suggestion_outputs(session, w, suggestions)}
         if w is self.main:
             out[self.conversations] = self._conversation_table(session)
-            out[self.context_line] = t(lang, "context_line", context=_context_text(context))
+            out[self.context_line] = t(lang, "context_line", context=context_text(context))
         yield out
 
     def advise(
@@ -351,7 +318,7 @@ class AssistantUI:
         if s.get("keywords"):
             out[self.seg.keywords] = ", ".join(str(k) for k in s["keywords"])
             out[self.seg.exclude] = ""
-        text = t(session.lang, "applied", what=_describe_suggestion(s))
+        text = t(session.lang, "applied", what=describe_suggestion(s))
         gr.Info(text)
         out[self.notice] = notice_html(text, "info")
         return out
@@ -521,12 +488,3 @@ class AssistantUI:
             self.clear_conversations, [session], [self.conversations, self.main.chatbot, self.notice]
         )
         self.export.click(self.export_conversation, [session], [self.export_file, self.notice])
-
-
-def _context_text(context: dict[str, Any] | None) -> str:
-    if not context:
-        return "—"
-    if "image_id" in context:
-        params = context["params"]
-        return f"image {context['image_id'][:10]}… · {context['query']} · threshold {params['threshold']:.2f} · merge {params['merge_threshold']:.2f}"
-    return f"job {context['job_id'][:10]}…"

@@ -20,8 +20,11 @@ from seglens.ui.i18n import t
 from seglens.ui.state import ImageEntry, ResultEntry
 
 __all__ = [
+    "MAX_SUGGESTIONS",
     "batch_caption",
     "batch_table",
+    "context_text",
+    "describe_suggestion",
     "draw_refinement",
     "history_table",
     "human_bytes",
@@ -32,6 +35,7 @@ __all__ = [
     "result_caption",
     "scores_frame",
     "stats_frames",
+    "suggestion_html",
     "threshold_pad",
     "timings_frame",
     "warning_html",
@@ -358,3 +362,47 @@ def _erode(mask: np.ndarray) -> np.ndarray:
     inner[:, 1:] &= mask[:, :-1]
     inner[:, :-1] &= mask[:, 1:]
     return inner
+
+
+# -- assistant ---------------------------------------------------------------------------
+MAX_SUGGESTIONS = 3
+
+
+def describe_suggestion(s: dict[str, Any]) -> str:
+    parts = []
+    if s.get("threshold") is not None:
+        parts.append(f"threshold → {float(s['threshold']):.2f}")
+    if s.get("merge_threshold") is not None:
+        parts.append(f"merge → {float(s['merge_threshold']):.2f}")
+    if s.get("points_per_side") is not None:
+        parts.append(f"points per side → {int(s['points_per_side'])}")
+    if s.get("keywords"):
+        parts.append("keywords → " + ", ".join(str(k) for k in s["keywords"]))
+    if s.get("profile"):
+        parts.append(f"profile: {s['profile']} (advice only)")
+    return "; ".join(parts) or "—"
+
+
+def suggestion_html(suggestions: list[dict[str, Any]], lang: str, prefix: str) -> str:
+    """Numbered suggestion cards; each number matches an Apply button."""
+    if not suggestions:
+        return f'<div id="{prefix}-suggestion-list" data-count="0"><i>{html.escape(t(lang, "suggestion_none"))}</i></div>'
+    cards = []
+    for i, s in enumerate(suggestions[:MAX_SUGGESTIONS], start=1):
+        source = html.escape(
+            f"{s.get('source', '?')} · {s.get('rule', '')} · {float(s.get('confidence', 0)):.2f}"
+        )
+        cards.append(
+            f'<div class="sl-suggestion" data-index="{i}"><b>#{i} {html.escape(describe_suggestion(s))}</b>'
+            f"<br>{html.escape(str(s.get('reason', '')))}<br><small>{source}</small></div>"
+        )
+    return f'<div id="{prefix}-suggestion-list" data-count="{len(suggestions)}">{"".join(cards)}</div>'
+
+
+def context_text(context: dict[str, Any] | None) -> str:
+    if not context:
+        return "—"
+    if "image_id" in context:
+        params = context["params"]
+        return f"image {context['image_id'][:10]}… · {context['query']} · threshold {params['threshold']:.2f} · merge {params['merge_threshold']:.2f}"
+    return f"job {context['job_id'][:10]}…"
