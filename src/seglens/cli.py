@@ -415,8 +415,7 @@ def serve(
     api_app = create_app(settings)
     mount_ui(api_app, _loopback_url(settings.host, settings.port), token=token, profiles=[settings.profile])
     redirect_home(api_app)
-    typer.echo(f"SegLens web UI: http://{settings.host}:{settings.port}/ui  (API docs: /docs)", err=True)
-    run_server(settings, app=api_app)
+    run_server(settings, app=api_app, ui_path="/ui")
 
 
 def _loopback_url(host: str, port: int) -> str:

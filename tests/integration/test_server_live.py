@@ -58,7 +58,7 @@ def test_token_is_required_on_every_api_route_and_nowhere_else(server):
         anonymous.post("/api/v1/images", files=[("files", ("a.jpg", b"x", "image/jpeg"))]).status_code == 401
     )
     assert anonymous.get("/openapi.json").status_code == 200
-    assert anonymous.get("/", follow_redirects=False).headers["location"] == "/docs"
+    assert anonymous.get("/", follow_redirects=False).headers["location"] == "/ui"
     assert server.client.get("/health").json()["status"] == "ready"
     assert TOKEN not in server.log_path.read_text()
 

@@ -32,9 +32,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(settings: Settings, app: FastAPI | None = None) -> None:
+def serve(settings: Settings, app: FastAPI | None = None, ui_path: str | None = None) -> None:
     """Serve until stopped. Blocks. `app` is ``create_app(settings)`` unless given (the
-    CLI passes one with the web UI mounted)."""
+    CLI passes one with the web UI mounted at `ui_path`)."""
     import uvicorn
 
     from seglens.api.app import create_app
@@ -46,6 +46,11 @@ def serve(settings: Settings, app: FastAPI | None = None) -> None:
             "this port can use the API",
             extra={"fields": {"host": settings.host}},
         )
+    base = f"http://[{settings.host}]:{settings.port}" if ":" in settings.host else f"http://{settings.host}:{settings.port}"
+    log.info(
+        "starting SegLens" + (f": web UI at {base}{ui_path}" if ui_path else "") + f", API docs at {base}/docs",
+        extra={"fields": {"url": base, "ui": ui_path, "profile": settings.profile}},
+    )
     config = uvicorn.Config(
         app if app is not None else create_app(settings),
         host=settings.host,
