@@ -46,9 +46,15 @@ def serve(settings: Settings, app: FastAPI | None = None, ui_path: str | None = 
             "this port can use the API",
             extra={"fields": {"host": settings.host}},
         )
-    base = f"http://[{settings.host}]:{settings.port}" if ":" in settings.host else f"http://{settings.host}:{settings.port}"
+    base = (
+        f"http://[{settings.host}]:{settings.port}"
+        if ":" in settings.host
+        else f"http://{settings.host}:{settings.port}"
+    )
     log.info(
-        "starting SegLens" + (f": web UI at {base}{ui_path}" if ui_path else "") + f", API docs at {base}/docs",
+        "starting SegLens"
+        + (f": web UI at {base}{ui_path}" if ui_path else "")
+        + f", API docs at {base}/docs",
         extra={"fields": {"url": base, "ui": ui_path, "profile": settings.profile}},
     )
     config = uvicorn.Config(
