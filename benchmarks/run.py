@@ -144,6 +144,35 @@ def _fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _server_lines(server: dict[str, Any]) -> list[str]:
+    batch, two, latency = server["batch"], server["two_concurrent_jobs"], server["query_latency_ms"]
+    stages = [name for name in batch["stage_p50_ms"] if name != "total"] + ["total"]
+    return [
+        "## Server (`seglens serve`, job queue, `/query` while a batch runs)",
+        "",
+        f"{server['setup']}; `benchmarks/bench_server.py`.",
+        "",
+        f"- {batch['images']}-image batch: {_fmt(batch['elapsed_s'], 1)} s, "
+        f"**{_fmt(batch['images_per_minute'], 1)} images/min**; server RSS during the batch "
+        f"{_fmt(batch['rss_mb']['during_batch_mean'], 0)} MB mean, {_fmt(batch['rss_mb']['during_batch_max'], 0)} MB max.",
+        f"- Two concurrent jobs sharing the models against the same images in one job: throughput ratio "
+        f"**{_fmt(two['throughput_ratio_vs_one_job'], 3)}** (target {two['target']}).",
+        f"- `/query` latency from cache, idle: p50 {_fmt(latency['idle']['p50'], 1)} ms, p95 "
+        f"{_fmt(latency['idle']['p95'], 1)} ms; during a batch: p50 {_fmt(latency['during_batch']['p50'], 1)} ms, "
+        f"p95 {_fmt(latency['during_batch']['p95'], 1)} ms; ratio p50 **{_fmt(latency['p50_ratio'], 2)}**, "
+        f"p95 **{_fmt(latency['p95_ratio'], 2)}** (target {latency['target']}). First query of a never-segmented "
+        f"image (segments it): {_fmt(latency['cold_first_query'], 0)} ms.",
+        "",
+        "| batch stage | p50 ms | p95 ms |",
+        "|---|---|---|",
+        *(
+            f"| {name.replace('_', ' ')} | {_fmt(batch['stage_p50_ms'][name], 1)} | {_fmt(batch['stage_p95_ms'][name], 1)} |"
+            for name in stages
+        ),
+        "",
+    ]
+
+
 def write_doc(report: dict[str, Any]) -> None:
     core = report["core"]
     stages = core["stages"]
@@ -205,7 +234,7 @@ def write_doc(report: dict[str, Any]) -> None:
     ]
     server = report.get("server")
     if server:
-        lines += ["## Server", "", "```json", json.dumps(server, indent=2), "```", ""]
+        lines += _server_lines(server)
     ray_report = report.get("ray")
     if ray_report:
         rows = [

@@ -29,6 +29,34 @@ EXIT_PARTIAL = 1
 EXIT_USAGE = 2
 EXIT_MODEL = 3
 
+# Options shared by `segment` and `batch`.
+Inputs = Annotated[
+    list[str],
+    typer.Argument(metavar="IMAGE_OR_DIR", help="Image files and/or directories (searched recursively)."),
+]
+Query = Annotated[
+    str, typer.Option("--query", "-q", metavar="KEYWORDS", help='Keywords, e.g. "cat, dog, -grass".')
+]
+Threshold = Annotated[float, typer.Option(min=0.0, max=1.0, help="Matching threshold (keyword probability).")]
+Merge = Annotated[
+    float, typer.Option(min=0.0, max=1.0, help="Region-merging threshold (mask IoU; 1 = no merging).")
+]
+MergeStrategy = Annotated[
+    str, typer.Option(help="nms keeps the best of overlapping matches, union fuses them.")
+]
+Alpha = Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity.")]
+Mode = Annotated[
+    str, typer.Option(help="any: regions matching any keyword; all: image must match every keyword.")
+]
+Profile = Annotated[
+    str | None,
+    typer.Option(help="Model profile (seglens models list). Default: SEGLENS_PROFILE or cpu-fast."),
+]
+PointsPerSide = Annotated[int | None, typer.Option(min=1, max=128, help="Point grid for mask generation.")]
+Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
+Cutouts = Annotated[bool, typer.Option(help="Also write transparent PNG cut-outs of matches.")]
+DataDir = Annotated[Path | None, typer.Option(help="Cache and model directory (SEGLENS_DATA_DIR).")]
+
 
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
@@ -52,44 +80,25 @@ def main_callback(
 
 @app.command()
 def segment(
-    inputs: Annotated[
-        list[str], typer.Argument(help="Image files and/or directories (searched recursively).")
-    ],
-    query: Annotated[str, typer.Option("--query", "-q", help='Keywords, e.g. "cat, dog, -grass".')],
+    inputs: Inputs,
+    query: Query,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("seglens-out"),
-    threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Matching threshold (keyword probability).")
-    ] = 0.5,
-    merge: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, help="Region-merging threshold (mask IoU; 1 = no merging)."),
-    ] = 0.7,
-    merge_strategy: Annotated[
-        str, typer.Option(help="nms keeps the best of overlapping matches, union fuses them.")
-    ] = "nms",
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity.")] = 0.5,
-    mode: Annotated[
-        str,
-        typer.Option(help="any: regions matching any keyword; all: image must match every keyword."),
-    ] = "any",
-    profile: Annotated[
-        str | None,
-        typer.Option(help="Model profile (seglens models list). Default: SEGLENS_PROFILE or cpu-fast."),
-    ] = None,
+    threshold: Threshold = 0.5,
+    merge: Merge = 0.7,
+    merge_strategy: MergeStrategy = "nms",
+    alpha: Alpha = 0.5,
+    mode: Mode = "any",
+    profile: Profile = None,
     proposer: Annotated[
         str | None, typer.Option(help="Override the SAM-family model (name or local directory).")
     ] = None,
     embedder: Annotated[
         str | None, typer.Option(help="Override the CLIP-family model (name or local directory).")
     ] = None,
-    points_per_side: Annotated[
-        int | None, typer.Option(min=1, max=128, help="Point grid for mask generation.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    cutouts: Annotated[bool, typer.Option(help="Also write transparent PNG cut-outs of matches.")] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Cache and model directory (SEGLENS_DATA_DIR).")
-    ] = None,
+    points_per_side: PointsPerSide = None,
+    device: Device = None,
+    cutouts: Cutouts = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Highlight the regions of each image that match the keywords."""
     from dataclasses import replace
@@ -166,10 +175,8 @@ def segment(
 
 @app.command()
 def batch(
-    inputs: Annotated[
-        list[str], typer.Argument(help="Image files and/or directories (searched recursively).")
-    ],
-    query: Annotated[str, typer.Option("--query", "-q", help='Keywords, e.g. "cat, dog, -grass".')],
+    inputs: Inputs,
+    query: Query,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Output directory (also holds the batch's state).")
     ] = Path("seglens-out"),
@@ -184,34 +191,17 @@ def batch(
     ray_workers: Annotated[
         int | None, typer.Option(min=0, help="Ray actors holding the models; 0 picks (SEGLENS_RAY_WORKERS).")
     ] = None,
-    threshold: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Matching threshold (keyword probability).")
-    ] = 0.5,
-    merge: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, help="Region-merging threshold (mask IoU; 1 = no merging)."),
-    ] = 0.7,
-    merge_strategy: Annotated[
-        str, typer.Option(help="nms keeps the best of overlapping matches, union fuses them.")
-    ] = "nms",
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity.")] = 0.5,
-    mode: Annotated[
-        str,
-        typer.Option(help="any: regions matching any keyword; all: image must match every keyword."),
-    ] = "any",
-    profile: Annotated[
-        str | None,
-        typer.Option(help="Model profile (seglens models list). Default: SEGLENS_PROFILE or cpu-fast."),
-    ] = None,
-    points_per_side: Annotated[
-        int | None, typer.Option(min=1, max=128, help="Point grid for mask generation.")
-    ] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    cutouts: Annotated[bool, typer.Option(help="Also write transparent PNG cut-outs of matches.")] = False,
+    threshold: Threshold = 0.5,
+    merge: Merge = 0.7,
+    merge_strategy: MergeStrategy = "nms",
+    alpha: Alpha = 0.5,
+    mode: Mode = "any",
+    profile: Profile = None,
+    points_per_side: PointsPerSide = None,
+    device: Device = None,
+    cutouts: Cutouts = False,
     restart: Annotated[bool, typer.Option(help="Discard the batch state in --out and start over.")] = False,
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Cache and model directory (SEGLENS_DATA_DIR).")
-    ] = None,
+    data_dir: DataDir = None,
 ) -> None:
     """Run a large batch without the server, locally or on Ray; run it again to resume.
 

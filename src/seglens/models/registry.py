@@ -32,6 +32,7 @@ __all__ = [
     "list_models",
     "list_profiles",
     "loader_for_model_type",
+    "profile_is_meaningless",
     "register_model",
     "register_profile",
     "resolve_callable",
@@ -175,6 +176,14 @@ def get_profile(name: str) -> Profile:
     except KeyError:
         known = ", ".join(sorted(_PROFILES))
         raise KeyError(f"unknown profile {name!r}; known profiles: {known}") from None
+
+
+def profile_is_meaningless(name: str) -> bool:
+    """Whether a profile's results are meaningless (random weights); unknown names are not."""
+    try:
+        return get_profile(name).meaningless
+    except KeyError:
+        return False
 
 
 def register_all(items: Iterable[ModelSpec | Profile]) -> None:

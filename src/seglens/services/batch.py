@@ -31,7 +31,6 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +42,7 @@ from PIL import Image
 
 from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
+from seglens.models.registry import profile_is_meaningless
 from seglens.services.errors import Conflict
 from seglens.services.executors import Executor, build_executor
 from seglens.services.images import ImageService
@@ -54,6 +54,7 @@ from seglens.services.provider import PipelineProvider
 from seglens.services.runs import RunSummary, output_stems, run_info, write_outputs
 from seglens.services.scheduler import Scheduler
 from seglens.settings import Settings
+from seglens.storage.atomic import atomic_write
 from seglens.storage.db import Database
 from seglens.storage.files import ImageFiles
 from seglens.storage.images_repo import ImageRepository
@@ -107,18 +108,6 @@ def _header(data: bytes) -> tuple[str, int, int]:
         return "unknown", 0, 0
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class BatchRunner:
     """One headless batch in `out_dir`. `pipeline_factory` replaces model loading for
     the local executor (tests)."""
@@ -147,7 +136,7 @@ class BatchRunner:
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_pixels,
         )
-        factory = pipeline_factory or _default_factory
+        factory = pipeline_factory or Pipeline.from_settings
         self.provider = PipelineProvider(lambda: factory(settings))
         self.executor: Executor | None = None
         self.scheduler: Scheduler | None = None
@@ -182,7 +171,7 @@ class BatchRunner:
             self.image_repo,
             self.scheduler,
             profile=self.settings.profile,
-            meaningless=lambda: _profile_meaningless(self.settings.profile),
+            meaningless=lambda: profile_is_meaningless(self.settings.profile),
             max_queue=1 << 62,
             max_job_images=1 << 62,
             max_points_per_side=128,
@@ -292,7 +281,7 @@ class BatchRunner:
                 params=params.to_dict(),
                 profile=self.settings.profile,
                 models={},
-                meaningless=_profile_meaningless(self.settings.profile),
+                meaningless=profile_is_meaningless(self.settings.profile),
                 priority=0,
                 total=0,
                 done=0,
@@ -452,9 +441,9 @@ class BatchRunner:
         """The executor's sink: an image's overlay (and cut-outs) under every name it was
         given, before its result is committed."""
         for stem in self._stems.get(claimed.item.image_id, ()):
-            _atomic_write(self.out_dir / "overlays" / f"{stem}.png", files["overlay_png"])
+            atomic_write(self.out_dir / "overlays" / f"{stem}.png", files["overlay_png"])
             for name, data in files.get("cutouts") or ():
-                _atomic_write(self.out_dir / "cutouts" / stem / name, data)
+                atomic_write(self.out_dir / "cutouts" / stem / name, data)
 
     def _summary(self, inputs: _Inputs, job: JobRecord) -> RunSummary:
         items: dict[str, JobItemRecord] = {}
@@ -502,24 +491,3 @@ class BatchRunner:
             generation=params.generation(base),
         )
         write_outputs(summary, list(parse_query(query).keywords), info)
-
-
-def _default_factory(settings: Settings) -> Pipeline:
-    return Pipeline.from_profile(
-        settings.profile,
-        data_dir=settings.data_dir,
-        device=settings.device,
-        dtype=settings.dtype,
-        proposer=settings.proposer,
-        embedder=settings.embedder,
-        allow_download=settings.allow_download,
-    )
-
-
-def _profile_meaningless(profile: str) -> bool:
-    from seglens.models.registry import get_profile
-
-    try:
-        return get_profile(profile).meaningless
-    except KeyError:
-        return False

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -38,6 +38,9 @@ from seglens.core.types import (
 )
 from seglens.models.protocols import ImageEmbedding, ImageTextEmbedder, RegionProposer
 from seglens.storage.cache import ArtifactCache, digest
+
+if TYPE_CHECKING:
+    from seglens.settings import Settings
 
 __all__ = ["TINY_BANNER", "ImageSource", "Pipeline", "Segmentation"]
 
@@ -133,16 +136,58 @@ class Pipeline:
         """Load a named profile (``seglens models list`` shows them); `proposer` and
         `embedder` override its models by name or local directory. Weights missing and
         not downloadable raise `ModelNotAvailableError` saying what to do."""
-        from seglens.models.loading import load_models
         from seglens.settings import Settings
 
         settings = Settings()
-        root = Path(data_dir) if data_dir is not None else settings.data_dir
-        loaded = load_models(
+        return cls._load(
+            settings,
             profile,
-            models_dir=root / "models",
+            data_dir=Path(data_dir) if data_dir is not None else settings.data_dir,
             device=device or settings.device,
             dtype=dtype or settings.dtype,
+            proposer=proposer,
+            embedder=embedder,
+            allow_download=allow_download,
+            cache=cache,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Pipeline:
+        """The settings' profile with their model overrides, device, dtype and limits (what
+        the server and ``seglens batch`` run)."""
+        return cls._load(
+            settings,
+            settings.profile,
+            data_dir=settings.data_dir,
+            device=settings.device,
+            dtype=settings.dtype,
+            proposer=settings.proposer,
+            embedder=settings.embedder,
+            allow_download=settings.allow_download,
+            cache=True,
+        )
+
+    @classmethod
+    def _load(
+        cls,
+        settings: Settings,
+        profile: str,
+        *,
+        data_dir: Path,
+        device: str | None,
+        dtype: str | None,
+        proposer: str | None,
+        embedder: str | None,
+        allow_download: bool,
+        cache: bool,
+    ) -> Pipeline:
+        from seglens.models.loading import load_models
+
+        loaded = load_models(
+            profile,
+            models_dir=data_dir / "models",
+            device=device,
+            dtype=dtype,
             proposer=proposer,
             embedder=embedder,
             allow_download=allow_download,
@@ -150,7 +195,7 @@ class Pipeline:
         return cls(
             loaded.proposer,
             loaded.embedder,
-            cache=ArtifactCache(root / "cache") if cache else None,
+            cache=ArtifactCache(data_dir / "cache") if cache else None,
             generation=loaded.generation,
             profile=profile,
             max_pixels=settings.max_pixels,

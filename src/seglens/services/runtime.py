@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from seglens.models.registry import profile_is_meaningless
 from seglens.services.assistant import Assistant
 from seglens.services.assistant_chat import AssistantService
 from seglens.services.assistant_context import ScreenContexts
@@ -53,24 +54,7 @@ PipelineFactory = Callable[[Settings], Pipeline]
 
 def default_pipeline_factory(settings: Settings) -> Pipeline:
     """The settings' profile, with its model overrides, on the settings' device."""
-    return Pipeline.from_profile(
-        settings.profile,
-        data_dir=settings.data_dir,
-        device=settings.device,
-        dtype=settings.dtype,
-        proposer=settings.proposer,
-        embedder=settings.embedder,
-        allow_download=settings.allow_download,
-    )
-
-
-def _profile_is_meaningless(profile: str) -> bool:
-    from seglens.models.registry import get_profile
-
-    try:
-        return get_profile(profile).meaningless
-    except KeyError:
-        return False
+    return Pipeline.from_settings(settings)
 
 
 @dataclass(frozen=True)
@@ -159,7 +143,7 @@ class Runtime:
         pipeline = self.provider.pipeline
         if pipeline is not None:
             return pipeline.meaningless
-        return _profile_is_meaningless(self.settings.profile)
+        return profile_is_meaningless(self.settings.profile)
 
     def start(self) -> None:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)  # exports of a previous process

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from seglens.core.types import CocoRle, Regions
+from seglens.storage.atomic import atomic_write
 
 __all__ = ["ArtifactCache", "digest"]
 
@@ -34,18 +33,6 @@ def digest(*parts: Any) -> str:
     """16-hex sha256 of the JSON of `parts` (sorted keys)."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ArtifactCache:
@@ -93,7 +80,7 @@ class ArtifactCache:
             "points_xy": regions.points_xy.tolist(),
         }
         payload = json.dumps(data, separators=(",", ":")).encode()
-        _atomic_write(self.regions_path(sha, regions_key), lambda h: h.write(payload))
+        atomic_write(self.regions_path(sha, regions_key), lambda h: h.write(payload))
 
     # -- arrays -----------------------------------------------------------------------
     def region_embeddings_path(self, sha: str, regions_key: str, embed_key: str) -> Path:
@@ -106,7 +93,7 @@ class ArtifactCache:
             return None
 
     def save_array(self, path: Path, array: np.ndarray) -> None:
-        _atomic_write(path, lambda h: np.save(h, array, allow_pickle=False))
+        atomic_write(path, lambda h: np.save(h, array, allow_pickle=False))
 
     def text_embedding_path(self, embed_key: str, text: str) -> Path:
         return self.root / "text-embeddings" / embed_key / f"{digest(text)}.npy"
@@ -122,7 +109,7 @@ class ArtifactCache:
             return None
 
     def save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
-        _atomic_write(path, lambda h: np.savez(h, **arrays))  # type: ignore[arg-type]
+        atomic_write(path, lambda h: np.savez(h, **arrays))  # type: ignore[arg-type]
 
     def regions_for_image(self, sha: str) -> list[Path]:
         directory = self._image_dir("regions", sha)

@@ -13,13 +13,13 @@ file renamed into place, so a reader never sees half a file.
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from seglens.storage.atomic import atomic_write
 
 __all__ = ["ImageFiles", "is_image_id"]
 
@@ -28,18 +28,6 @@ _ID = re.compile(r"^[0-9a-f]{64}$")
 
 def is_image_id(value: str) -> bool:
     return bool(_ID.match(value))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class ImageFiles:
@@ -67,7 +55,7 @@ class ImageFiles:
     def save_original(self, image_id: str, data: bytes) -> Path:
         path = self.original_path(image_id)
         if not path.exists():
-            _atomic_write(path, data)
+            atomic_write(path, data)
         return path
 
     def read_original(self, image_id: str) -> bytes:
@@ -83,5 +71,5 @@ class ImageFiles:
             )
             buffer = io.BytesIO()
             image.save(buffer, "JPEG", quality=85, optimize=True)
-            _atomic_write(path, buffer.getvalue())
+            atomic_write(path, buffer.getvalue())
         return path
