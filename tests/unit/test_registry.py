@@ -98,3 +98,38 @@ def test_offline_missing_model_error_names_model_cache_and_fix(tmp_path, monkeyp
     message = str(info.value)
     assert "clip-vit-l14" in message and str(tmp_path / "hub") in message
     assert "seglens models pull clip-vit-l14" in message
+
+
+def test_model_loads_in_several_threads_run_one_at_a_time(monkeypatch, tmp_path):
+    """from_pretrained swaps process-wide functions while it runs; two loads interleaved
+    in two threads can leave them swapped for good, so loads must not overlap."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from seglens.models import loading
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def slow_loader(path, device, *, model_id, meaningless):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        time.sleep(0.05)
+        with guard:
+            inside[0] -= 1
+        return model_id
+
+    resolved = SimpleNamespace(kind="proposer", loader="x:y", path=tmp_path, model_id="m", meaningless=True)
+    monkeypatch.setattr(loading, "resolve_model", lambda *a, **k: resolved)
+    monkeypatch.setattr(loading, "resolve_callable", lambda name: slow_loader)
+    threads = [
+        threading.Thread(target=loading.load_model, args=("m", tmp_path), kwargs={"device": "cpu"})
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,12 @@ from seglens.models.protocols import ImageTextEmbedder, RegionProposer
 from seglens.models.registry import get_profile, resolve_callable
 
 __all__ = ["LoadedModels", "load_model", "load_models"]
+
+# transformers' from_pretrained swaps process-wide functions while it builds a model
+# (`PreTrainedModel.tie_weights`, the torch.nn.init functions) and puts them back after.
+# Two loads in two threads can interleave so that the stubs stay in place for good: every
+# later model is left with untied, uninitialised (meta) weights. One load at a time.
+_LOAD_LOCK = threading.RLock()
 
 
 @dataclass
@@ -30,19 +37,20 @@ def load_model(
     allow_download: bool = True,
     expect: str | None = None,
 ) -> RegionProposer | ImageTextEmbedder:
-    """Resolve and load one model; `expect` (``proposer``/``embedder``) guards mix-ups."""
+    """Resolve and load one model; `expect` (``proposer``/``embedder``) guards mix-ups.
+    Thread-safe: loads (and tiny-model builds) run one at a time in a process."""
     quiet_transformers()
-    resolved = resolve_model(name_or_path, models_dir, allow_download=allow_download)
-    if expect and resolved.kind != expect:
-        raise ValueError(f"{name_or_path!r} is a {resolved.kind}, not a {expect}")
-    loader = resolve_callable(resolved.loader)
-    model = loader(
-        resolved.path,
-        select_device(device, dtype),
-        model_id=resolved.model_id,
-        meaningless=resolved.meaningless,
-    )
-    return model
+    with _LOAD_LOCK:
+        resolved = resolve_model(name_or_path, models_dir, allow_download=allow_download)
+        if expect and resolved.kind != expect:
+            raise ValueError(f"{name_or_path!r} is a {resolved.kind}, not a {expect}")
+        loader = resolve_callable(resolved.loader)
+        return loader(
+            resolved.path,
+            select_device(device, dtype),
+            model_id=resolved.model_id,
+            meaningless=resolved.meaningless,
+        )
 
 
 def load_models(
