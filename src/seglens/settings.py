@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_points_per_side: int = 64
     max_request_bytes: int = 512 * 1024 * 1024
     thumbnail_px: int = 256
+    # Disk budget of the cached SAM image embeddings (they spare an encoder pass on the
+    # first click of an image; 4-16 MB each); the least recently used go first. 0: none kept.
+    image_embedding_cache_mb: int = Field(default=2048, ge=0)
     shutdown_grace_s: float = 10.0
     models_wait_s: float = 30.0
     sse_interval_s: float = 0.5

@@ -94,3 +94,40 @@ def test_image_without_regions_queries_cleanly():
     result = pipe.query(image, "red")
     assert result.num_regions == 0 and result.matches == () and not result.image_matched
     assert pipe.render(image, result).size == (image.shape[1], image.shape[0])
+
+
+def test_image_embeddings_stay_within_their_disk_budget_least_recently_used_first(tmp_path):
+    import os
+
+    import numpy as np
+
+    mb = np.zeros(2**18, np.float32)  # 1 MiB
+    cache = ArtifactCache(tmp_path, image_embeddings_max_bytes=7 * 2**19)
+    shas = [f"{i:02d}" * 32 for i in range(5)]
+    for i, sha in enumerate(shas[:3]):
+        cache.save_image_embedding(sha, "k", {"e": mb})
+        os.utime(cache.image_embedding_path(sha, "k"), (1000 + i, 1000 + i))
+    assert cache.load_image_embedding(shas[0], "k") is not None  # used: now the newest
+    cache.save_image_embedding(shas[3], "k", {"e": mb})  # over budget: the oldest unused goes
+    assert cache.load_image_embedding(shas[1], "k") is None
+    assert all(cache.load_image_embedding(s, "k") is not None for s in (shas[0], shas[2], shas[3]))
+    # Another cache object on the same directory (another process) counts what is there.
+    other = ArtifactCache(tmp_path, image_embeddings_max_bytes=7 * 2**19)
+    other.save_image_embedding(shas[4], "k", {"e": mb})
+    stored = list((tmp_path / "image-embeddings").glob("*/*/*.npz"))
+    assert len(stored) == 3 and cache.image_embedding_path(shas[4], "k") in stored
+    # A budget of 0 keeps none on disk; the pipeline still answers prompts from memory.
+    none = ArtifactCache(tmp_path / "none", image_embeddings_max_bytes=0)
+    none.save_image_embedding(shas[0], "k", {"e": mb})
+    assert not (tmp_path / "none").exists()
+
+
+def test_prompt_after_the_embedding_was_evicted_encodes_the_image_again(tmp_path):
+    image, shapes = shapes_scene()
+    proposer = FakeProposer(list(shapes.values()))
+    pipe = Pipeline(proposer, OracleEmbedder(), cache=ArtifactCache(tmp_path, image_embeddings_max_bytes=0))
+    pipe.segment(image)
+    fresh_proposer = FakeProposer(list(shapes.values()))
+    fresh = Pipeline(fresh_proposer, OracleEmbedder(), cache=ArtifactCache(tmp_path, image_embeddings_max_bytes=0))
+    assert fresh.prompt(image, points=[[30, 30, 1]]).area > 0
+    assert fresh_proposer.calls == ["encode", "prompt"]

@@ -195,7 +195,11 @@ class Pipeline:
         return cls(
             loaded.proposer,
             loaded.embedder,
-            cache=ArtifactCache(data_dir / "cache") if cache else None,
+            cache=ArtifactCache(
+                data_dir / "cache", image_embeddings_max_bytes=settings.image_embedding_cache_mb * 2**20
+            )
+            if cache
+            else None,
             generation=loaded.generation,
             profile=profile,
             max_pixels=settings.max_pixels,
@@ -433,8 +437,9 @@ class Pipeline:
         with self._state_lock:
             self._embeddings.put(sha, embedding)
         if self.cache:
-            path = self.cache.image_embedding_path(sha, digest(self.proposer.model_id))
-            self.cache.save_arrays(path, self.proposer.embedding_to_arrays(embedding))
+            self.cache.save_image_embedding(
+                sha, digest(self.proposer.model_id), self.proposer.embedding_to_arrays(embedding)
+            )
 
     def image_embedding(self, image: ImageSource) -> tuple[ImageEmbedding, bool]:
         """The proposer's embedding of an image and whether it came from a cache."""
@@ -445,9 +450,7 @@ class Pipeline:
         if embedding is not None:
             return embedding, True
         if self.cache:
-            arrays = self.cache.load_arrays(
-                self.cache.image_embedding_path(sha, digest(self.proposer.model_id))
-            )
+            arrays = self.cache.load_image_embedding(sha, digest(self.proposer.model_id))
             if arrays is not None:
                 embedding = self.proposer.embedding_from_arrays(
                     arrays, (loaded.info.height, loaded.info.width)

@@ -10,12 +10,20 @@ Layout (``<root>`` is ``<data_dir>/cache``)::
 Keys are short sha256 digests of the model ids and the parameters that change the
 result, so a new model or new generation parameters never read stale entries. Writes go
 to a temporary file and are renamed into place: readers never see half a file.
+
+Image embeddings are large (4 MB for SAM ViT-B, about 16 MB for SAM 2.1 with its
+high-resolution features) and only spare one encoder pass on the first click of an
+image, so they live under a byte budget: past it the least recently used are deleted
+(a click on such an image encodes it again). Everything else is small and kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +46,13 @@ def digest(*parts: Any) -> str:
 class ArtifactCache:
     """File cache rooted at `root`; every method is safe to call from several threads."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, image_embeddings_max_bytes: int | None = None):
+        """`image_embeddings_max_bytes`: the budget of the image embeddings (None: no
+        limit; 0: never written to disk)."""
         self.root = Path(root)
+        self.image_embeddings_max_bytes = image_embeddings_max_bytes
+        self._budget_lock = threading.Lock()
+        self._image_embedding_bytes: int | None = None  # running total, scanned on first use
 
     def _image_dir(self, kind: str, sha: str) -> Path:
         return self.root / kind / sha[:2] / sha
@@ -111,6 +124,65 @@ class ArtifactCache:
     def save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
         atomic_write(path, lambda h: np.savez(h, **arrays))  # type: ignore[arg-type]
 
+    def load_image_embedding(self, sha: str, proposer_key: str) -> dict[str, np.ndarray] | None:
+        path = self.image_embedding_path(sha, proposer_key)
+        arrays = self.load_arrays(path)
+        if arrays is not None:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # recently used: evicted last
+        return arrays
+
+    def save_image_embedding(self, sha: str, proposer_key: str, arrays: dict[str, np.ndarray]) -> None:
+        """Keep an image embedding on disk within the budget (oldest evicted first)."""
+        budget = self.image_embeddings_max_bytes
+        size = sum(int(a.nbytes) for a in arrays.values())
+        if budget is not None and size > budget:
+            return
+        path = self.image_embedding_path(sha, proposer_key)
+        self.save_arrays(path, arrays)
+        if budget is None:
+            return
+        with self._budget_lock:
+            if self._image_embedding_bytes is None:
+                self._image_embedding_bytes = sum(size for _, size, _ in self._image_embedding_files())
+            else:
+                self._image_embedding_bytes += _file_size(path)
+            if self._image_embedding_bytes > budget:
+                self._image_embedding_bytes = self._evict_image_embeddings(budget, keep=path)
+
+    def _image_embedding_files(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, path) of every stored image embedding."""
+        files = []
+        for path in (self.root / "image-embeddings").glob("*/*/*.npz"):
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                files.append((stat.st_mtime, stat.st_size, path))
+        return files
+
+    def _evict_image_embeddings(self, budget: int, keep: Path) -> int:
+        """Delete the least recently used image embeddings until 90 % of the budget is
+        left free for the next ones; returns the bytes kept. Rescans the directory, so
+        other processes sharing it (Ray workers) are counted too."""
+        files = sorted(self._image_embedding_files())
+        total = sum(size for _, size, _ in files)
+        target = int(budget * 0.9)
+        for _, size, path in files:
+            if total <= target:
+                break
+            if path == keep:
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+                total -= size
+        return total
+
     def regions_for_image(self, sha: str) -> list[Path]:
         directory = self._image_dir("regions", sha)
         return sorted(directory.glob("*.json")) if directory.exists() else []
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
