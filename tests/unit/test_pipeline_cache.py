@@ -128,6 +128,8 @@ def test_prompt_after_the_embedding_was_evicted_encodes_the_image_again(tmp_path
     pipe = Pipeline(proposer, OracleEmbedder(), cache=ArtifactCache(tmp_path, image_embeddings_max_bytes=0))
     pipe.segment(image)
     fresh_proposer = FakeProposer(list(shapes.values()))
-    fresh = Pipeline(fresh_proposer, OracleEmbedder(), cache=ArtifactCache(tmp_path, image_embeddings_max_bytes=0))
+    fresh = Pipeline(
+        fresh_proposer, OracleEmbedder(), cache=ArtifactCache(tmp_path, image_embeddings_max_bytes=0)
+    )
     assert fresh.prompt(image, points=[[30, 30, 1]]).area > 0
     assert fresh_proposer.calls == ["encode", "prompt"]
