@@ -37,5 +37,12 @@ def test_camera_preview_capture_and_live_overlay(page, server, shoot):
     shoot(page, "camera", selector="#sources")
     page.uncheck("#live input")
     wait_text(page, "#fps", "Live overlay off")
-    # Live frames are queried one at a time and never join the batch.
+    # Live frames are queried one at a time and never join the batch; the back end keeps
+    # none of them (each is deleted once its overlay is back).
     assert page.inner_text("#batch-table") == captured
+    queried = {
+        entry["image_id"]
+        for entry in server.client.get("/history", params={"kind": "query", "limit": 200}).json()["items"]
+    }
+    stored = {image["id"] for image in server.client.get("/images", params={"limit": 500}).json()["items"]}
+    assert queried - stored, (queried, stored)

@@ -168,3 +168,55 @@ def test_unknown_image_is_404(tmp_path, path):
         traversal = h.client.get(f"{API}/images/..%2F..%2Fseglens.db{path}")
     assert response.status_code == 404 and response.json()["error"]["code"] == "image_not_found"
     assert traversal.status_code == 404
+
+
+def test_delete_image_removes_file_thumbnail_record_and_caches_but_not_an_image_a_job_needs(tmp_path):
+    with harness(tmp_path) as h:
+        loose, in_job = h.upload(1, 2)
+        h.client.get(f"{API}/images/{loose}/thumbnail")
+        assert h.client.post(f"{API}/query", json={"image_id": loose, "query": "red"}).status_code == 200
+        job = h.create_job([in_job])
+        h.proposer.open()
+        h.wait_for(job["id"])
+        sha = h.runtime.images.get(loose).pixels_sha256  # caches are keyed by pixels
+        assert {p.parent.name for p in (tmp_path / "cache").rglob("*.np*")} >= {sha}
+
+        refused = h.client.delete(f"{API}/images/{in_job}")
+        deleted = h.client.delete(f"{API}/images/{loose}")
+        again = h.client.delete(f"{API}/images/{loose}")
+        after = [
+            h.client.get(f"{API}/images/{loose}{suffix}").status_code
+            for suffix in ("", "/file", "/thumbnail")
+        ]
+        query_after = h.client.post(f"{API}/query", json={"image_id": loose, "query": "red"})
+        kept = h.client.get(f"{API}/images/{in_job}/file").status_code
+        results = h.results(job["id"])
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "image_in_use"
+    assert deleted.status_code == 204 and again.status_code == 404
+    assert after == [404, 404, 404] and query_after.status_code == 404
+    assert kept == 200 and [r["status"] for r in results] == ["done"]
+    left = _files_on_disk(tmp_path)
+    assert not [p for p in left if loose in p], left
+    # The loose image's cached regions and embeddings are gone; the job image's stay.
+    image_dirs = {
+        p.split("/")[3] for p in left if p.startswith("cache/") and p.split("/")[1] != "text-embeddings"
+    }
+    assert sha not in image_dirs and len(image_dirs) == 1
+
+
+def test_deleting_one_of_two_uploads_with_the_same_pixels_keeps_the_shared_cache(tmp_path):
+    png, bmp = io.BytesIO(scene_png(1)), io.BytesIO()
+    Image.open(png).convert("RGB").save(bmp, "BMP")
+    with harness(tmp_path) as h:
+        ids = [
+            h.client.post(f"{API}/images", files=[("files", (name, data.getvalue(), "image/x"))]).json()[
+                "files"
+            ][0]["image"]["id"]
+            for name, data in (("a.png", png), ("a.bmp", bmp))
+        ]
+        assert ids[0] != ids[1]
+        assert h.client.post(f"{API}/query", json={"image_id": ids[0], "query": "red"}).status_code == 200
+        assert h.client.delete(f"{API}/images/{ids[0]}").status_code == 204
+        calls = list(h.proposer.calls)
+        answer = h.client.post(f"{API}/query", json={"image_id": ids[1], "query": "red"})
+    assert answer.status_code == 200 and h.proposer.calls == calls  # still answered from the cache

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seglens.core.images import ImageError, LoadedImage, load_image
-from seglens.services.errors import InvalidUpload, NotFound
+from seglens.services.errors import Conflict, InvalidUpload, NotFound
+from seglens.storage.cache import ArtifactCache
 from seglens.storage.files import ImageFiles, is_image_id
 from seglens.storage.images_repo import ImageRepository
 from seglens.storage.records import StoredImage
@@ -60,9 +61,11 @@ class ImageService:
         max_bytes: int,
         max_pixels: int,
         memory_slots: int = 8,
+        cache: ArtifactCache | None = None,
     ):
         self.repo = repo
         self.files = files
+        self.cache = cache
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self._decoded: OrderedDict[str, LoadedImage] = OrderedDict()
@@ -99,6 +102,26 @@ class ImageService:
         if image is None:
             raise NotFound("image_not_found", f"no image with id {image_id[:80]!r}")
         return image
+
+    def delete(self, image_id: str) -> None:
+        """Delete an upload: its record, file, thumbnail and (unless another upload has the
+        same pixels) its cached regions and embeddings. An image that a job lists is kept
+        (`Conflict` ``image_in_use``): the job's results and exports need it."""
+        image, jobs, twins = (
+            self.repo.delete_unless_in_a_job(image_id) if is_image_id(image_id) else (None, 0, False)
+        )
+        if image is None:
+            raise NotFound("image_not_found", f"no image with id {image_id[:80]!r}")
+        if jobs:
+            raise Conflict(
+                "image_in_use",
+                f"image {image.filename!r} is part of {jobs} job(s); delete those jobs first",
+            )
+        with self._lock:
+            self._decoded.pop(image.id, None)
+        self.files.delete(image.id)
+        if self.cache is not None and not twins:
+            self.cache.forget_image(image.pixels_sha256)
 
     def page(self, *, limit: int, offset: int) -> tuple[list[StoredImage], int]:
         return self.repo.page(limit=limit, offset=offset)

@@ -38,6 +38,7 @@ from seglens.services.provider import PipelineProvider, ProviderState
 from seglens.services.scheduler import Scheduler
 from seglens.services.search import SearchService
 from seglens.settings import Settings
+from seglens.storage.cache import ArtifactCache
 from seglens.storage.conversations_repo import ConversationRepository
 from seglens.storage.db import Database
 from seglens.storage.files import ImageFiles
@@ -88,6 +89,7 @@ class Runtime:
             ImageFiles(root, settings.thumbnail_px),
             max_bytes=settings.max_upload_bytes,
             max_pixels=settings.max_pixels,
+            cache=ArtifactCache(settings.cache_dir),
         )
         self.history = HistoryService(HistoryRepository(self.db))
         # Batch images run on the executor SEGLENS_EXECUTOR names (local threads or Ray

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,13 @@ class ArtifactCache:
                 path.unlink()
                 total -= size
         return total
+
+    def forget_image(self, sha: str) -> None:
+        """Delete every cached artifact of the image with pixel hash `sha`."""
+        for kind in ("regions", "region-embeddings", "image-embeddings"):
+            shutil.rmtree(self._image_dir(kind, sha), ignore_errors=True)
+        with self._budget_lock:
+            self._image_embedding_bytes = None  # recounted at the next save
 
     def regions_for_image(self, sha: str) -> list[Path]:
         directory = self._image_dir("regions", sha)

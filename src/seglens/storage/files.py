@@ -58,6 +58,11 @@ class ImageFiles:
             atomic_write(path, data)
         return path
 
+    def delete(self, image_id: str) -> None:
+        """Remove the original and its thumbnail (missing files are fine)."""
+        self.original_path(image_id).unlink(missing_ok=True)
+        self.thumbnail_path(image_id).unlink(missing_ok=True)
+
     def read_original(self, image_id: str) -> bytes:
         return self.original_path(image_id).read_bytes()
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from seglens.storage.db import Database
 from seglens.storage.records import StoredImage
-from seglens.storage.tables import ImageRow
+from seglens.storage.tables import ImageRow, JobItemRow
 
 __all__ = ["ImageRepository"]
 
@@ -118,3 +118,30 @@ class ImageRepository:
                 )
                 found.update((r.pixels_sha256, _image(r)) for r in rows)
         return found
+
+    def delete_unless_in_a_job(self, image_id: str) -> tuple[StoredImage | None, int, bool]:
+        """Delete the image's row unless a job lists it, in one transaction. Returns
+        (the image or None if unknown, how many jobs list it, whether another stored image
+        has the same pixels)."""
+        with self.db.write() as session:
+            row = session.get(ImageRow, image_id)
+            if row is None:
+                return None, 0, False
+            image = _image(row)
+            jobs = int(
+                session.scalar(
+                    select(func.count(func.distinct(JobItemRow.job_id))).where(
+                        JobItemRow.image_id == image_id
+                    )
+                )
+                or 0
+            )
+            if jobs:
+                return image, jobs, True
+            twins = session.scalar(
+                select(func.count())
+                .select_from(ImageRow)
+                .where(ImageRow.pixels_sha256 == row.pixels_sha256, ImageRow.id != image_id)
+            )
+            session.delete(row)
+            return image, 0, bool(twins)

@@ -9,6 +9,7 @@ as the previous one is done. The frames per second shown are the ones processed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import time
 from collections import deque
@@ -111,15 +112,20 @@ class CameraHandlers:
         if controls is None:
             return {self.ui.fps: t(session.lang, "no_keywords")}
         started = time.perf_counter()
+        created_id: str | None = None
         try:
             answer = self.ctx.client.upload(
                 [(f"live-{int(time.time() * 1000)}.jpg", _jpeg(frame, LIVE_SIDE_PX))]
             )
-            image = answer["files"][0].get("image")
-            if image is None:
+            entry = answer["files"][0]
+            if entry.get("image") is None:
                 return {}
+            # Only a frame this request stored is deleted after: the same bytes may
+            # already be an image of the batch (a still camera, a captured frame).
+            image_id = entry["image"]["id"]
+            created_id = image_id if entry.get("status") == "created" else None
             result = self.ctx.client.query(
-                image["id"],
+                image_id,
                 controls.query,
                 threshold=controls.threshold,
                 merge_threshold=controls.merge_threshold,
@@ -130,6 +136,11 @@ class CameraHandlers:
             )
         except ApiError as error:
             return {self.ui.fps: self.ctx.describe(error, session)}
+        finally:
+            if created_id is not None:
+                # A live frame is seen once: leave no upload or cache entries behind.
+                with contextlib.suppress(ApiError):
+                    self.ctx.client.delete_image(created_id)
         elapsed_ms = (time.perf_counter() - started) * 1000
         window = deque(camera.processed_at, maxlen=_WINDOW)
         window.append(time.monotonic())

@@ -238,6 +238,9 @@ class ApiClient:
     def resume_job(self, job_id: str) -> Json:
         return self._json("POST", f"/jobs/{job_id}/resume")
 
+    def delete_image(self, image_id: str) -> None:
+        self._send("DELETE", f"/images/{image_id}")
+
     def delete_job(self, job_id: str) -> None:
         self._send("DELETE", f"/jobs/{job_id}")
 

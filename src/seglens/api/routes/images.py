@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Path, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from seglens.api.deps import ImagesDep, SettingsDep
 from seglens.api.errors import UPLOAD_STATUS, ApiError, responses
@@ -159,3 +159,17 @@ def read_image_thumbnail(images: ImagesDep, image_id: ImageIdPath) -> FileRespon
         media_type="image/jpeg",
         headers={"Cache-Control": "private, max-age=31536000, immutable"},
     )
+
+
+@router.delete(
+    "/images/{image_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete an image, its file, thumbnail and cached regions and embeddings",
+    responses=responses(404, 409, 422),
+)
+def delete_image(images: ImagesDep, image_id: ImageIdPath) -> Response:
+    """An image that a job lists answers 409 ``image_in_use``: delete the job first.
+    History entries keep their text but no longer open the image."""
+    images.delete(image_id)
+    return Response(status_code=204)
