@@ -392,3 +392,49 @@ def test_workers_stay_alive_after_an_unexpected_error(tmp_path):
         h.client.post(f"{API}/jobs/{first['id']}/cancel")
         second = h.wait_for(h.create_job(h.upload(2))["id"])
     assert second["status"] == "completed"
+
+
+def test_two_submissions_racing_at_the_queue_limit_cannot_both_pass():
+    """The depth check and the insert are one step (fakes make the race window wide)."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from seglens.services.errors import QueueFull
+    from seglens.services.jobs import JobService
+    from seglens.services.jobs_types import JobParams
+
+    class SlowJobs:
+        def __init__(self):
+            self.waiting = 0
+
+        def queue_depth(self):
+            depth = self.waiting
+            time.sleep(0.05)  # the other submission checks meanwhile
+            return depth
+
+        def create(self, new):
+            self.waiting += len(new.image_ids)
+            return SimpleNamespace(id=new.id, total=len(new.image_ids))
+
+    jobs = SlowJobs()
+    images = SimpleNamespace(get_many=lambda ids: {i: object() for i in ids})
+    scheduler = SimpleNamespace(estimate_wait_s=lambda n: 1.0, wake=lambda: None)
+    service = JobService(
+        jobs, images, scheduler, profile=None, meaningless=lambda: False, max_queue=3, max_job_images=10
+    )
+    outcomes = []
+
+    def submit(ids):
+        try:
+            service.create(ids, "cat", JobParams())
+            outcomes.append("created")
+        except QueueFull:
+            outcomes.append("queue_full")
+
+    threads = [threading.Thread(target=submit, args=([f"{n}a", f"{n}b"],)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["created", "queue_full"] and jobs.waiting == 2

@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+
+from sqlalchemy.exc import IntegrityError
 
 from seglens.core.query import parse_query
 from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull
@@ -56,6 +59,7 @@ class JobService:
         self.max_queue = max_queue
         self.max_job_images = max_job_images
         self.max_points_per_side = max_points_per_side
+        self._admission = threading.Lock()
 
     def create(self, image_ids: Sequence[str], query: str, params: JobParams) -> JobRecord:
         try:
@@ -82,26 +86,33 @@ class JobService:
             shown = ", ".join(m[:80] for m in missing[:5])
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             raise NotFound("image_not_found", f"unknown image ids: {shown}{more}")
-        depth = self.jobs.queue_depth()
-        if depth + len(ids) > self.max_queue:
-            wait_s = self.scheduler.estimate_wait_s(depth + len(ids) - self.max_queue)
-            raise QueueFull(
-                "queue_full",
-                f"{depth} images are already waiting (limit {self.max_queue}); try again later",
-                int(min(3600, max(1, wait_s))),
-            )
-        job = self.jobs.create(
-            NewJob(
-                id=uuid.uuid4().hex,
-                query=query,
-                keywords=(*parsed.keywords, *parsed.exclusions),
-                params=params.to_dict(),
-                profile=params.profile or self.profile,
-                meaningless=self._meaningless(),
-                image_ids=ids,
-                priority=1 if len(ids) == 1 else 0,
-            )
-        )
+        # The depth check and the insert are one step, so two submissions racing at the
+        # limit cannot both pass.
+        with self._admission:
+            depth = self.jobs.queue_depth()
+            if depth + len(ids) > self.max_queue:
+                wait_s = self.scheduler.estimate_wait_s(depth + len(ids) - self.max_queue)
+                raise QueueFull(
+                    "queue_full",
+                    f"{depth} images are already waiting (limit {self.max_queue}); try again later",
+                    int(min(3600, max(1, wait_s))),
+                )
+            try:
+                job = self.jobs.create(
+                    NewJob(
+                        id=uuid.uuid4().hex,
+                        query=query,
+                        keywords=(*parsed.keywords, *parsed.exclusions),
+                        params=params.to_dict(),
+                        profile=params.profile or self.profile,
+                        meaningless=self._meaningless(),
+                        image_ids=ids,
+                        priority=1 if len(ids) == 1 else 0,
+                    )
+                )
+            except IntegrityError:
+                # An image was deleted between the lookup above and the insert.
+                raise NotFound("image_not_found", "an image of the job was deleted meanwhile") from None
         with bind(job_id=job.id):
             log.info("job created", extra={"fields": {"images": job.total, "query": query}})
         self.scheduler.wake()
