@@ -17,6 +17,7 @@ from assistant_support import (
     TOKEN,
     app_with,
     chat,
+    check_contract,
     image_context,
     llm_settings,
     sent_context,
@@ -283,3 +284,19 @@ def test_too_many_chats_at_once_get_429(tmp_path, llm):
     assert second.headers["retry-after"]
     assert first["r"].status_code == 200 and sse(first["r"].text)[-1][1]["reply"]["content"] == "slow answer"
     assert third.status_code == 200  # the slot was given back
+
+
+def test_a_slow_first_token_is_bridged_by_heartbeat_comments(tmp_path, llm, monkeypatch):
+    from seglens.api.routes import assistant as routes
+
+    monkeypatch.setattr(routes, "HEARTBEAT_S", 0.05)
+    llm.enqueue(Reply.text("Lower the threshold.").delayed(0.35))  # the LLM timeout is 0.5 s
+    with app_with(tmp_path, **llm_settings(llm)) as h:
+        response = h.client.post(f"{ASSISTANT}/chat", json={"message": "Why is yellow not found?"})
+    blocks = response.text.strip().split("\n\n")
+    beats = [i for i, block in enumerate(blocks) if block == ": keep-alive"]
+    events = sse("\n\n".join(b for b in blocks if b != ": keep-alive"))
+    check_contract(events)
+    assert len(beats) >= 2 and beats[0] == 1  # right after the conversation event
+    assert "".join(d["text"] for n, d in events if n == "text") == "Lower the threshold."
+    assert events[-1][1]["source"] == "llm"

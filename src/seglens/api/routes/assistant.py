@@ -18,6 +18,8 @@ the offline advisor's answer, never an HTTP error.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
@@ -99,12 +101,24 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+HEARTBEAT_S = 15.0
+
+
 async def _events(turn: ChatTurn) -> AsyncIterator[str]:
+    """The turn's events as SSE; a comment line every `HEARTBEAT_S` while the LLM is
+    silent (a slow first token), so proxies do not close an idle-looking stream."""
+    step: asyncio.Future[Any] | None = None
     try:
         yield _sse("conversation", {"conversation_id": turn.conversation_id})
         while True:
-            # The assistant blocks on the LLM: each step runs in a worker thread.
-            event = await run_in_threadpool(next, turn.events, None)
+            if step is None:
+                # The assistant blocks on the LLM: each step runs in a worker thread.
+                step = asyncio.ensure_future(run_in_threadpool(next, turn.events, None))
+            done, _ = await asyncio.wait({step}, timeout=HEARTBEAT_S)
+            if not done:
+                yield ": keep-alive\n\n"
+                continue
+            event, step = step.result(), None
             if event is None:
                 return
             data = event.to_dict()
@@ -112,8 +126,12 @@ async def _events(turn: ChatTurn) -> AsyncIterator[str]:
                 data["conversation_id"] = turn.conversation_id
             yield _sse(event.type, data)
     finally:
-        # Also when the client went away: stop the LLM stream, free the slot.
+        # Also when the client went away: let the step in flight end (the iterator cannot
+        # be closed while a thread is inside it), then stop the LLM stream, free the slot.
         with anyio.CancelScope(shield=True):
+            if step is not None:
+                with contextlib.suppress(Exception):
+                    await step
             await run_in_threadpool(turn.close)
 
 
