@@ -438,3 +438,38 @@ def test_two_submissions_racing_at_the_queue_limit_cannot_both_pass():
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["created", "queue_full"] and jobs.waiting == 2
+
+
+@pytest.mark.parametrize(
+    ("refusals", "status", "error_code"),
+    [(2, "done", None), (4, "done", None), (99, "failed", "result_not_saved")],
+)
+def test_a_database_that_refuses_a_result_is_retried_then_the_image_is_computed_again(
+    tmp_path, monkeypatch, refusals, status, error_code
+):
+    """Nothing stays `running` until a restart: a refused result write is retried, the
+    image is then put back to pending (computed again from the cache), and after three
+    claims recorded as failed."""
+    from sqlalchemy.exc import OperationalError
+
+    from seglens.services import jobs_worker
+    from seglens.storage.jobs_repo import JobRepository
+
+    monkeypatch.setattr(jobs_worker, "SAVE_RETRY_DELAYS_S", (0.01, 0.01, 0.01))
+    real = JobRepository.finish_item
+    refused = []
+
+    def flaky(self, job_id, image_id, **kwargs):
+        if kwargs.get("ok") and len(refused) < refusals:
+            refused.append(image_id)
+            raise OperationalError("UPDATE job_items", {}, Exception("database is locked"))
+        return real(self, job_id, image_id, **kwargs)
+
+    monkeypatch.setattr(JobRepository, "finish_item", flaky)
+    with harness(tmp_path) as h:
+        h.proposer.open()
+        job = h.create_job(h.upload(1))
+        finished = h.wait_for(job["id"])
+        (result,) = h.results(job["id"])
+    assert result["status"] == status and (result["error"] or {}).get("code") == error_code
+    assert finished["progress"]["done"] + finished["progress"]["failed"] == 1

@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from seglens.core.images import ImageError, LoadedImage
 from seglens.core.query import parse_query
 from seglens.services.errors import NotFound
@@ -37,6 +39,9 @@ from seglens.storage.records import JobRecord
 __all__ = ["FilesSink", "ItemProcessor", "RenderSpec", "compute_outcome"]
 
 log = logging.getLogger("seglens.jobs")
+
+SAVE_RETRY_DELAYS_S = (0.2, 1.0, 3.0)
+MAX_SAVE_ATTEMPTS = 3
 
 # `sink(claimed, files)` stores the rendered files of an image before its result is
 # committed (so a crash in between only rewrites them on the retry).
@@ -180,7 +185,7 @@ class ItemProcessor:
         and log the image's level-1 line. `started` is the `time.perf_counter()` at which
         the image was claimed (the ``total`` timing). Returns the updated job, or None
         when the result was discarded (the image is no longer ``running``)."""
-        job, item = claimed.job, claimed.item
+        job = claimed.job
         outcome = dict(outcome)
         models = outcome.pop("models", None)
         meaningless = bool(outcome.pop("meaningless", False))
@@ -192,7 +197,7 @@ class ItemProcessor:
             self.sink(claimed, files)
         timings = dict(outcome.pop("timings_ms", {}))
         timings["total"] = (time.perf_counter() - started) * 1000
-        updated = self.jobs.finish_item(job.id, item.image_id, timings_ms=timings, **outcome)
+        updated = self._save(claimed, timings, outcome)
         fields: dict[str, Any] = {
             "status": "done" if outcome["ok"] else "failed",
             "timings_ms": {k: round(v, 1) for k, v in timings.items()},
@@ -213,6 +218,40 @@ class ItemProcessor:
                 extra={"fields": {"done": updated.done, "failed": updated.failed, "total": updated.total}},
             )
         return updated
+
+    def _save(
+        self, claimed: ClaimedItem, timings: dict[str, float], outcome: dict[str, Any]
+    ) -> JobRecord | None:
+        """`finish_item`, retried while the database refuses (locked by another process,
+        a full disk freed meanwhile). When it keeps refusing, the image goes back to
+        ``pending`` to be computed again (from the cache) instead of staying ``running``
+        until a restart; after `MAX_SAVE_ATTEMPTS` claims it is recorded as failed."""
+        job, item = claimed.job, claimed.item
+        error: SQLAlchemyError | None = None
+        for delay_s in (*SAVE_RETRY_DELAYS_S, None):
+            try:
+                return self.jobs.finish_item(job.id, item.image_id, timings_ms=timings, **outcome)
+            except SQLAlchemyError as caught:
+                error = caught
+                log.warning("could not save the image's result", extra={"fields": {"error": str(caught)}})
+                if delay_s is not None:
+                    time.sleep(delay_s)
+        message = f"the result could not be saved: {type(error).__name__}: {error}"
+        try:
+            if item.attempts < MAX_SAVE_ATTEMPTS:
+                self.jobs.release_item(job.id, item.image_id)
+                return None
+            return self.jobs.finish_item(
+                job.id,
+                item.image_id,
+                ok=False,
+                timings_ms=timings,
+                error=message[:2000],
+                error_code="result_not_saved",
+            )
+        except SQLAlchemyError:
+            log.exception("the database refuses every write; the image stays running until a restart")
+            return None
 
 
 def _matches_per_keyword(result: dict[str, Any]) -> dict[str, int]:

@@ -362,6 +362,22 @@ class JobRepository:
             _event(session, job_id, "resumed", f"{requeued} images queued again")
             return _job(job)
 
+    def release_item(self, job_id: str, image_id: str) -> bool:
+        """Put a running image back to ``pending`` (its result could not be written), so a
+        worker takes it again. False when it is no longer running."""
+        with self.db.write() as session:
+            moved = session.execute(
+                update(JobItemRow)
+                .where(
+                    JobItemRow.job_id == job_id,
+                    JobItemRow.image_id == image_id,
+                    JobItemRow.status == "running",
+                )
+                .values(status="pending", started_at=None)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            return bool(moved)
+
     def interrupt_running(self, message: str) -> list[str]:
         """Mark every running job ``interrupted`` and put its in-flight images back to
         ``pending`` (their results were never committed). Returns the job ids."""
