@@ -128,8 +128,12 @@ def coarse_masks(rles: Sequence[CocoRle], max_side: int = 256) -> np.ndarray:
         return np.zeros((0, 1, 1), bool)
     height, width = rles[0]["size"]
     step = max(1, -(-max(height, width) // max_side))
-    chunks = [decode_rles(rles[i : i + 16])[:, ::step, ::step] for i in range(0, len(rles), 16)]
-    return np.ascontiguousarray(np.concatenate(chunks))
+    # Sample the (H, W, n) decode before anything copies it at full resolution.
+    chunks = [
+        mask_utils.decode([_to_coco(r) for r in rles[i : i + 32]])[::step, ::step, :].transpose(2, 0, 1)
+        for i in range(0, len(rles), 32)
+    ]
+    return np.concatenate(chunks).astype(bool)
 
 
 def coarse_iou_matrix(masks: np.ndarray) -> np.ndarray:

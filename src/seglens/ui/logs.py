@@ -65,12 +65,15 @@ class LogHandlers:
         except ApiError as error:
             return self._warn(session, error)
         frames = stats_frames(stats, lang)
+        keyword_chart = frames["keyword_chart"]
+        # From zero: with one keyword, the plot's own range would collapse onto its bar.
+        top = max(1, int(keyword_chart["matches"].max())) if len(keyword_chart) else 1
         return {
             self.ui.stats_summary: frames["summary"],
             self.ui.stats_stages: frames["stages"],
             self.ui.stats_keywords: frames["keywords"],
             self.ui.stats_stage_chart: frames["stage_chart"],
-            self.ui.stats_keyword_chart: frames["keyword_chart"],
+            self.ui.stats_keyword_chart: gr.BarPlot(value=keyword_chart, y_lim=[0, top * 1.1]),
             self.ui.stats_time_chart: per_image_frame(results),
         }
 
