@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from seglens import __version__
+
+if TYPE_CHECKING:
+    from seglens.models.registry import Profile as ProfileSpec
+    from seglens.settings import Settings
 
 app = typer.Typer(
     name="seglens",
@@ -48,7 +52,7 @@ Alpha = Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity.")
 Mode = Annotated[
     str, typer.Option(help="any: regions matching any keyword; all: image must match every keyword.")
 ]
-Profile = Annotated[
+ProfileName = Annotated[
     str | None,
     typer.Option(help="Model profile (seglens models list). Default: SEGLENS_PROFILE or cpu-fast."),
 ]
@@ -61,6 +65,30 @@ DataDir = Annotated[Path | None, typer.Option(help="Cache and model directory (S
 def _fail(message: str, code: int) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def _settings(**options: Any) -> Settings:
+    """Settings from the environment with the command line's options (None: not given)."""
+    from pydantic import ValidationError
+
+    from seglens.settings import Settings
+
+    try:
+        return Settings(**{key: value for key, value in options.items() if value is not None})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}" for e in error.errors()
+        )
+        raise _fail(f"invalid setting (SEGLENS_* or option): {problems}", EXIT_USAGE) from None
+
+
+def _profile(name: str) -> ProfileSpec:
+    from seglens.models.registry import get_profile
+
+    try:
+        return get_profile(name)
+    except KeyError as error:
+        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
 
 
 def _version(value: bool) -> None:
@@ -88,7 +116,7 @@ def segment(
     merge_strategy: MergeStrategy = "nms",
     alpha: Alpha = 0.5,
     mode: Mode = "any",
-    profile: Profile = None,
+    profile: ProfileName = None,
     proposer: Annotated[
         str | None, typer.Option(help="Override the SAM-family model (name or local directory).")
     ] = None,
@@ -110,9 +138,8 @@ def segment(
     from seglens.models.hub import ModelNotAvailableError
     from seglens.services.pipeline import TINY_BANNER, Pipeline
     from seglens.services.runs import collect_inputs, run_query_over_files
-    from seglens.settings import Settings
 
-    settings = Settings()
+    settings = _settings()
     try:
         parse_query(query)
         query_params = QueryParams(threshold, merge, mode, merge_strategy)  # type: ignore[arg-type]
@@ -196,7 +223,7 @@ def batch(
     merge_strategy: MergeStrategy = "nms",
     alpha: Alpha = 0.5,
     mode: Mode = "any",
-    profile: Profile = None,
+    profile: ProfileName = None,
     points_per_side: PointsPerSide = None,
     device: Device = None,
     cutouts: Cutouts = False,
@@ -207,34 +234,26 @@ def batch(
 
     Writes the same files as `seglens segment`. The batch's state (a job store) lives in
     OUT/.seglens: after Ctrl-C or a crash, the same command continues where it stopped."""
-    from pydantic import ValidationError
     from tqdm import tqdm
 
     from seglens.core.query import parse_query
-    from seglens.models.registry import get_profile
     from seglens.services.batch import BatchBusy, BatchRunner
     from seglens.services.errors import Conflict
     from seglens.services.executors import ExecutorUnavailable
     from seglens.services.jobs_types import JobParams
     from seglens.services.pipeline import TINY_BANNER
     from seglens.services.runs import collect_inputs
-    from seglens.settings import Settings
 
-    overrides = {
-        key: value
-        for key, value in {
-            "profile": profile,
-            "executor": executor,
-            "ray_address": address,
-            "ray_workers": ray_workers,
-            "device": device,
-            "data_dir": data_dir,
-        }.items()
-        if value is not None
-    }
+    settings = _settings(
+        profile=profile,
+        executor=executor,
+        ray_address=address,
+        ray_workers=ray_workers,
+        device=device,
+        data_dir=data_dir,
+    )
+    spec = _profile(settings.profile)
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-        spec = get_profile(settings.profile)
         parse_query(query)
         params = JobParams(
             threshold=threshold,
@@ -244,10 +263,6 @@ def batch(
             points_per_side=points_per_side,
             alpha=alpha,
         )
-    except ValidationError as error:
-        raise _fail(str(error), EXIT_USAGE) from None
-    except KeyError as error:
-        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
     except ValueError as error:
         raise _fail(str(error), EXIT_USAGE) from None
     files = collect_inputs(inputs)
@@ -367,31 +382,10 @@ def serve(
     ] = True,
 ) -> None:
     """Run the HTTP API (OpenAPI at /docs) with the persistent job queue and the web UI at /ui."""
-    from pydantic import ValidationError
-
     from seglens.api.server import serve as run_server
-    from seglens.settings import Settings
 
-    overrides = {
-        key: value
-        for key, value in {
-            "host": host,
-            "port": port,
-            "profile": profile,
-            "data_dir": data_dir,
-            "workers": workers,
-        }.items()
-        if value is not None
-    }
-    from seglens.models.registry import get_profile
-
-    try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-        get_profile(settings.profile)
-    except ValidationError as error:
-        raise _fail(str(error), EXIT_USAGE) from None
-    except KeyError as error:
-        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
+    settings = _settings(host=host, port=port, profile=profile, data_dir=data_dir, workers=workers)
+    _profile(settings.profile)
     if not ui:
         run_server(settings)
         return

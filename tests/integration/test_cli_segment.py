@@ -226,3 +226,12 @@ def test_models_pull_offline_fails_clearly(monkeypatch):
     result = CliRunner().invoke(app, ["models", "pull", "clip-vit-b32"])
     assert result.exit_code == 3
     assert "HF_HUB_OFFLINE" in result.output and "clip-vit-b32" in result.output
+
+
+@pytest.mark.parametrize("command", [["segment", "x.jpg", "--query", "cat"], ["serve", "--no-ui"]])
+def test_a_bad_setting_in_the_environment_is_one_line_and_exit_2(command, monkeypatch):
+    monkeypatch.setenv("SEGLENS_MAX_PIXELS", "many")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("error: invalid setting") and "max_pixels" in line
