@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,18 @@ def _load(name: str, data_dir: Path) -> Any:
     from seglens.models.loading import load_model
 
     return load_model(name, data_dir / "models", device="cpu", dtype="float32")
+
+
+def _load_clip(data_dir: Path) -> Any:
+    """The random-size CLIP, rebuilt first if it was built with the byte-level tokenizer
+    while CLIP's BPE merges are now available (see `clip_bpe_merges_file`)."""
+    from seglens.models.tiny import clip_bpe_merges_file
+
+    path = data_dir / "models" / "random-clip-vit-b32"
+    vocab = path / "vocab.json"
+    if clip_bpe_merges_file() and vocab.exists() and len(json.loads(vocab.read_text())) < 49408:
+        shutil.rmtree(path)
+    return _load("random-clip-vit-b32", data_dir)
 
 
 def _params(args: dict[str, Any]) -> Any:
@@ -66,7 +79,7 @@ def task_stages(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             backend.decode(payload, points, labels, None, multimask=True)
             dec.append(time.perf_counter() - tick)
         out[name] = {"image_encoder_s": min(enc), "mask_decoder_64_points_s": min(dec)}
-    embedder = _load("random-clip-vit-b32", data_dir)
+    embedder = _load_clip(data_dir)
     crops = [np.asarray(image[:224, :224]) for _ in range(64)]
     img_t, txt_t = [], []
     for _ in range(repeat):
@@ -76,7 +89,11 @@ def task_stages(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
         tick = time.perf_counter()
         embedder.embed_texts([f"a photo of a thing number {i}." for i in range(8)])
         txt_t.append(time.perf_counter() - tick)
-    out["random-clip-vit-b32"] = {"image_tower_64_crops_s": min(img_t), "text_tower_8_prompts_s": min(txt_t)}
+    out["random-clip-vit-b32"] = {
+        "image_tower_64_crops_s": min(img_t),
+        "text_tower_8_prompts_s": min(txt_t),
+        "tokenizer": "clip-bpe" if len(embedder.tokenizer) == 49408 else "byte-level",
+    }
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
 
@@ -173,7 +190,7 @@ def task_e2e(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     cache_dir = Path(args["cache_dir"])
     pipe = Pipeline(
         _load(args["proposer"], data_dir),
-        _load("random-clip-vit-b32", data_dir),
+        _load_clip(data_dir),
         cache=ArtifactCache(cache_dir),
         generation=_params(args),
     )

@@ -306,3 +306,20 @@ def test_siglip_loads_with_sigmoid_scores_and_language_from_vocabulary(tiny_sigl
     _assert_unit_rows(embedder.embed_texts(["a cat", "一只猫"]), 2, 32)
     _assert_unit_rows(embedder.embed_images(_crops(2)), 2, 32)
     assert load_clip(tiny_siglip_dir, CPU, language="multi").language == "multi"
+
+
+def test_clip_bpe_tokenizer_built_offline_gives_clips_own_token_ids(tmp_path):
+    """The random-size CLIP's tokenizer is CLIP's real BPE, rebuilt from the merges file
+    open_clip's wheel ships (the Makefile installs it without dependencies)."""
+    from transformers import AutoTokenizer
+
+    from seglens.models.tiny import _clip_bpe_tokenizer, clip_bpe_merges_file
+
+    merges = clip_bpe_merges_file()
+    assert merges is not None, "open_clip_torch (installed --no-deps by the Makefile) is missing"
+    _clip_bpe_tokenizer(tmp_path, merges)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    # The ids OpenAI's CLIP gives this sentence: <start> a close - up photo of a dog . <end>
+    expected = [49406, 320, 2660, 268, 705, 1125, 539, 320, 1929, 269, 49407]
+    assert len(tokenizer) == 49408
+    assert tokenizer("a close-up photo of a dog.")["input_ids"] == expected

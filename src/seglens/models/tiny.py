@@ -9,7 +9,10 @@ screen can say so.
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -209,13 +212,48 @@ def build_tiny_clip(path: Path) -> None:
     _clip_processor(path, 32)
 
 
+def clip_bpe_merges_file() -> Path | None:
+    """CLIP's real BPE merges, from open_clip's wheel if it is installed (the benchmarks
+    install it with ``--no-deps`` for this one file; it is never imported), else None."""
+    spec = importlib.util.find_spec("open_clip")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(folder) / "bpe_simple_vocab_16e6.txt.gz"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _clip_bpe_tokenizer(path: Path, merges_gz: Path) -> None:
+    """CLIP's own tokenizer (49,408 tokens), built the way OpenAI's CLIP builds its vocabulary
+    from the merges: byte symbols, the same with ``</w>``, one token per merge, two specials."""
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    with gzip.open(merges_gz, "rt", encoding="utf-8") as handle:
+        merges = handle.read().split("\n")[1 : 49152 - 256 - 2 + 1]
+    symbols = list(bytes_to_unicode().values())
+    vocab = [*symbols, *(s + "</w>" for s in symbols), *("".join(m.split()) for m in merges)]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab_file, merges_file = Path(scratch) / "vocab.json", Path(scratch) / "merges.txt"
+        vocab_file.write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
+        merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+        CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77).save_pretrained(path)
+
+
 def build_random_clip_vit_b32(path: Path) -> None:
-    """CLIP ViT-B/32 at its real size (the default CLIPConfig), random weights, with the
-    byte-level tokenizer (the real BPE vocabulary cannot be downloaded here)."""
+    """CLIP ViT-B/32 at its real size (the default CLIPConfig), random weights. Its tokenizer
+    is CLIP's real BPE when open_clip's wheel provides the merges (`clip_bpe_merges_file`),
+    else the byte-level one (sequences about 2.5x longer, so the text tower costs more)."""
     from transformers import CLIPConfig, CLIPModel
 
     _seeded()
-    config = CLIPConfig(text_config={"bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513})
+    merges = clip_bpe_merges_file()
+    ids = (49406, 49407) if merges else (512, 513)
+    config = CLIPConfig(text_config={"bos_token_id": ids[0], "eos_token_id": ids[1], "pad_token_id": ids[1]})
     _finish(CLIPModel(config), path, "random-clip-vit-b32")
-    _byte_level_tokenizer(path, 77)
+    if merges:
+        _clip_bpe_tokenizer(path, merges)
+    else:
+        _byte_level_tokenizer(path, 77)
     _clip_processor(path, 224)
