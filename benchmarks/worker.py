@@ -44,8 +44,11 @@ def _load_clip(data_dir: Path) -> Any:
     from seglens.models.tiny import clip_bpe_merges_file
 
     path = data_dir / "models" / "random-clip-vit-b32"
-    vocab = path / "vocab.json"
-    if clip_bpe_merges_file() and vocab.exists() and len(json.loads(vocab.read_text())) < 49408:
+    config = path / "config.json"
+    built_byte_level = (
+        config.exists() and json.loads(config.read_text())["text_config"]["eos_token_id"] != 49407
+    )
+    if built_byte_level and clip_bpe_merges_file():
         shutil.rmtree(path)
     return _load("random-clip-vit-b32", data_dir)
 
