@@ -139,69 +139,39 @@ class Pipeline:
         from seglens.settings import Settings
 
         settings = Settings()
-        return cls._load(
-            settings,
-            profile,
-            data_dir=Path(data_dir) if data_dir is not None else settings.data_dir,
-            device=device or settings.device,
-            dtype=dtype or settings.dtype,
-            proposer=proposer,
-            embedder=embedder,
-            allow_download=allow_download,
-            cache=cache,
-        )
+        chosen = {
+            "profile": profile,
+            "data_dir": Path(data_dir) if data_dir is not None else settings.data_dir,
+            "device": device or settings.device,
+            "dtype": dtype or settings.dtype,
+            "proposer": proposer,
+            "embedder": embedder,
+            "allow_download": allow_download,
+        }
+        return cls.from_settings(settings.model_copy(update=chosen), cache=cache)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
-        """The settings' profile with their model overrides, device, dtype and limits (what
-        the server and ``seglens batch`` run)."""
-        return cls._load(
-            settings,
+    def from_settings(cls, settings: Settings, *, cache: bool = True) -> Pipeline:
+        """The settings' profile with their model overrides, device, dtype, limits and
+        cache budget (what the server and ``seglens batch`` run)."""
+        from seglens.models.loading import load_models
+
+        loaded = load_models(
             settings.profile,
-            data_dir=settings.data_dir,
+            models_dir=settings.data_dir / "models",
             device=settings.device,
             dtype=settings.dtype,
             proposer=settings.proposer,
             embedder=settings.embedder,
             allow_download=settings.allow_download,
-            cache=True,
         )
-
-    @classmethod
-    def _load(
-        cls,
-        settings: Settings,
-        profile: str,
-        *,
-        data_dir: Path,
-        device: str | None,
-        dtype: str | None,
-        proposer: str | None,
-        embedder: str | None,
-        allow_download: bool,
-        cache: bool,
-    ) -> Pipeline:
-        from seglens.models.loading import load_models
-
-        loaded = load_models(
-            profile,
-            models_dir=data_dir / "models",
-            device=device,
-            dtype=dtype,
-            proposer=proposer,
-            embedder=embedder,
-            allow_download=allow_download,
-        )
+        budget = settings.image_embedding_cache_mb * 2**20
         return cls(
             loaded.proposer,
             loaded.embedder,
-            cache=ArtifactCache(
-                data_dir / "cache", image_embeddings_max_bytes=settings.image_embedding_cache_mb * 2**20
-            )
-            if cache
-            else None,
+            cache=ArtifactCache(settings.cache_dir, image_embeddings_max_bytes=budget) if cache else None,
             generation=loaded.generation,
-            profile=profile,
+            profile=settings.profile,
             max_pixels=settings.max_pixels,
             max_bytes=settings.max_upload_bytes,
         )
