@@ -12,7 +12,7 @@ venv: $(STAMP)
 
 # The constraints file pins the CPU torch wheel on this machine; pyproject.toml stays open so
 # users with CUDA keep their own torch.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[server,dev,ray]'
