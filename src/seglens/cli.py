@@ -17,6 +17,7 @@ from seglens import __version__
 
 if TYPE_CHECKING:
     from seglens.models.registry import Profile as ProfileSpec
+    from seglens.services.runs import RunSummary
     from seglens.settings import Settings
 
 app = typer.Typer(
@@ -190,14 +191,7 @@ def segment(
         )
     finally:
         bar.close()
-    done = len(summary.records) - len(summary.failed)
-    matched = sum(1 for r in summary.records if r.result and r.result.image_matched)
-    typer.echo(
-        f"{done}/{len(summary.records)} images processed, {matched} matched, "
-        f"{len(summary.failed)} failed; results in {out}"
-    )
-    if summary.failed:
-        raise typer.Exit(EXIT_PARTIAL)
+    _report(summary, out)
 
 
 @app.command()
@@ -317,6 +311,11 @@ def batch(
     _close(bars)
     runner.stop()
     summary = result.summary
+    _report(summary, out)
+
+
+def _report(summary: RunSummary, out: Path) -> None:
+    """The run's last line; exit code 1 when some images failed (each was named already)."""
     done = len(summary.records) - len(summary.failed)
     matched = sum(1 for r in summary.records if r.result and r.result.image_matched)
     typer.echo(

@@ -156,45 +156,9 @@ class SegmentationLayout:
                     self.controls_title = tr.value(gr.Markdown(t(en, "controls")), "controls")
                     with gr.Row(equal_height=False):
                         with gr.Column(scale=3, min_width=200):
-                            self.threshold = L(
-                                gr.Slider(
-                                    0,
-                                    1,
-                                    value=0.5,
-                                    step=0.01,
-                                    label=t(en, "threshold"),
-                                    info=t(en, "threshold_info"),
-                                    elem_id="threshold",
-                                ),
-                                "threshold",
-                                info="threshold_info",
-                            )
-                            self.merge = L(
-                                gr.Slider(
-                                    0,
-                                    1,
-                                    value=0.7,
-                                    step=0.01,
-                                    label=t(en, "merge"),
-                                    info=t(en, "merge_info"),
-                                    elem_id="merge",
-                                ),
-                                "merge",
-                                info="merge_info",
-                            )
-                            self.alpha = L(
-                                gr.Slider(
-                                    0,
-                                    1,
-                                    value=0.5,
-                                    step=0.05,
-                                    label=t(en, "alpha"),
-                                    info=t(en, "alpha_info"),
-                                    elem_id="alpha",
-                                ),
-                                "alpha",
-                                info="alpha_info",
-                            )
+                            self.threshold = self._unit_slider("threshold", 0.5, 0.01)
+                            self.merge = self._unit_slider("merge", 0.7, 0.01)
+                            self.alpha = self._unit_slider("alpha", 0.5, 0.05)
                         with gr.Column(scale=2, min_width=170):
                             self.pad = gr.Image(
                                 value=threshold_pad(0.5, 0.7),
@@ -488,3 +452,10 @@ class SegmentationLayout:
                             "history_clear",
                         )
                     self.history_file = gr.File(interactive=False, elem_id="history-file", visible=False)
+
+    def _unit_slider(self, key: str, value: float, step: float) -> gr.Slider:
+        """A 0-1 control-panel slider whose label and help follow the language switch."""
+        slider = gr.Slider(
+            0, 1, value=value, step=step, label=t("en", key), info=t("en", f"{key}_info"), elem_id=key
+        )
+        return self.tr.label(slider, key, info=f"{key}_info")
