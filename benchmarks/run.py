@@ -231,14 +231,9 @@ def write_doc(report: dict[str, Any]) -> None:
         f"| new transparency (render only) | {_fmt(rq['render_new_alpha']['p50'])} | {_fmt(rq['render_new_alpha']['p95'])} |",
         f"| new process, regions from disk | {_fmt(rq['new_process_from_disk_cache']['p50'])} | {_fmt(rq['new_process_from_disk_cache']['p95'])} |",
         "",
-        "New keywords run the text tower on every prompt template of each keyword ("
-        + (
-            "CLIP's real BPE tokenizer, rebuilt offline from open_clip's merges file"
-            if stages["random-clip-vit-b32"].get("tokenizer") == "clip-bpe"
-            else "a byte-level tokenizer: sequences about 2.5x longer than CLIP's BPE gives, so this "
-            "row overstates what real CLIP costs"
-        )
-        + "); thresholds, merging and transparency run no model at all.",
+        "New keywords run the text tower on every prompt template of each keyword (CLIP's real BPE "
+        "tokenizer, rebuilt offline from open_clip's merges file); thresholds, merging and "
+        "transparency run no model at all.",
         "",
     ]
     server = report.get("server")

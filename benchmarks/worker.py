@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import resource
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,21 +35,6 @@ def _load(name: str, data_dir: Path) -> Any:
     from seglens.models.loading import load_model
 
     return load_model(name, data_dir / "models", device="cpu", dtype="float32")
-
-
-def _load_clip(data_dir: Path) -> Any:
-    """The random-size CLIP, rebuilt first if it was built with the byte-level tokenizer
-    while CLIP's BPE merges are now available (see `clip_bpe_merges_file`)."""
-    from seglens.models.tiny import clip_bpe_merges_file
-
-    path = data_dir / "models" / "random-clip-vit-b32"
-    config = path / "config.json"
-    built_byte_level = (
-        config.exists() and json.loads(config.read_text())["text_config"]["eos_token_id"] != 49407
-    )
-    if built_byte_level and clip_bpe_merges_file():
-        shutil.rmtree(path)
-    return _load("random-clip-vit-b32", data_dir)
 
 
 def _params(args: dict[str, Any]) -> Any:
@@ -82,7 +66,7 @@ def task_stages(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             backend.decode(payload, points, labels, None, multimask=True)
             dec.append(time.perf_counter() - tick)
         out[name] = {"image_encoder_s": min(enc), "mask_decoder_64_points_s": min(dec)}
-    embedder = _load_clip(data_dir)
+    embedder = _load("random-clip-vit-b32", data_dir)
     crops = [np.asarray(image[:224, :224]) for _ in range(64)]
     img_t, txt_t = [], []
     for _ in range(repeat):
@@ -95,7 +79,6 @@ def task_stages(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     out["random-clip-vit-b32"] = {
         "image_tower_64_crops_s": min(img_t),
         "text_tower_8_prompts_s": min(txt_t),
-        "tokenizer": "clip-bpe" if len(embedder.tokenizer) == 49408 else "byte-level",
     }
     out["peak_rss_mb"] = _peak_rss_mb()
     return out
@@ -193,7 +176,7 @@ def task_e2e(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     cache_dir = Path(args["cache_dir"])
     pipe = Pipeline(
         _load(args["proposer"], data_dir),
-        _load_clip(data_dir),
+        _load("random-clip-vit-b32", data_dir),
         cache=ArtifactCache(cache_dir),
         generation=_params(args),
     )

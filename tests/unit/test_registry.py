@@ -133,3 +133,29 @@ def test_model_loads_in_several_threads_run_one_at_a_time(monkeypatch, tmp_path)
     for thread in threads:
         thread.join()
     assert most[0] == 1
+
+
+def test_a_locally_built_model_is_rebuilt_when_its_recipe_changes(tmp_path, monkeypatch):
+    """Builder models carry the recipe (`revision`) they were built by; another recipe
+    rebuilds the directory and changes the model id that cache keys use."""
+    from dataclasses import replace
+
+    from seglens.models import hub
+
+    builds = []
+
+    def builder(path):
+        builds.append(path)
+        (path / "config.json").write_text(json.dumps({"model_type": "clip", "build": len(builds)}))
+
+    monkeypatch.setattr(hub, "resolve_callable", lambda name: builder)
+    v1 = replace(get_model("tiny-clip"), revision="seed1234")
+    v2 = replace(v1, revision="seed1234-v2")
+    monkeypatch.setattr(hub, "get_model", lambda name: {"v1": v1, "v2": v2}[name])
+
+    ids = [resolve_model(name, tmp_path).model_id for name in ("v1", "v1", "v2")]
+    assert len(builds) == 2
+    assert json.loads((tmp_path / "tiny-clip" / "config.json").read_text())["build"] == 2
+    assert ids == ["tiny-clip@tiny-clip-seed1234"] * 2 + ["tiny-clip@tiny-clip-seed1234-v2"]
+    assert resolve_model("v2", tmp_path).meaningless
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny-clip"]  # no leftovers

@@ -12,7 +12,17 @@ from pathlib import Path
 
 from seglens.models.registry import ModelSpec, get_model, loader_for_model_type, resolve_callable
 
-__all__ = ["ModelNotAvailableError", "ResolvedModel", "hub_offline", "pull_model", "resolve_model"]
+__all__ = [
+    "BUILD_STAMP",
+    "ModelNotAvailableError",
+    "ResolvedModel",
+    "build_stamp",
+    "hub_offline",
+    "pull_model",
+    "resolve_model",
+]
+
+BUILD_STAMP = "SEGLENS_TINY"  # the recipe a locally built model directory was made by
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -33,14 +43,14 @@ class ResolvedModel:
     def meaningless(self) -> bool:
         if self.spec is not None:
             return self.spec.meaningless
-        return (self.path / "SEGLENS_TINY").exists()
+        return (self.path / BUILD_STAMP).exists()
 
     @property
     def model_id(self) -> str:
         """Stable identity for cache keys: name@revision, or the directory's config hash."""
-        if self.spec is not None and self.spec.revision:
+        if self.spec is not None and self.spec.revision and self.spec.builder is None:
             return f"{self.spec.name}@{self.spec.revision[:12]}"
-        marker = self.path / "SEGLENS_TINY"
+        marker = self.path / BUILD_STAMP
         if marker.exists():
             return f"{self.name}@{marker.read_text().strip()}"
         import hashlib
@@ -82,28 +92,45 @@ def resolve_model(name_or_path: str, models_dir: Path, *, allow_download: bool =
     spec = get_model(name_or_path)
     if spec.builder is not None:
         path = models_dir / spec.name
-        if not (path / "config.json").exists():
+        if not (path / "config.json").exists() or _stamp_of(path) != build_stamp(spec):
             _build_locally(spec, path)
         return ResolvedModel(spec.name, path, spec, spec.loader, spec.kind)
     return ResolvedModel(spec.name, _hub_snapshot(spec, allow_download), spec, spec.loader, spec.kind)
 
 
+def build_stamp(spec: ModelSpec) -> str:
+    """What a locally built model's `BUILD_STAMP` file says: name and recipe."""
+    return f"{spec.name}-{spec.revision}" if spec.revision else spec.name
+
+
+def _stamp_of(path: Path) -> str | None:
+    try:
+        return (path / BUILD_STAMP).read_text().strip()
+    except OSError:
+        return None
+
+
 def _build_locally(spec: ModelSpec, path: Path) -> None:
+    """Build into a sibling temp dir, stamp it, and rename it into place, so a crash or a
+    concurrent builder never leaves a half-written model; a stale build is replaced."""
     assert spec.builder is not None
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Build in a sibling temp dir and rename, so a crash or a concurrent builder never leaves
-    # a half-written model behind.
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=path.parent))
+    stale = path.parent / f".{spec.name}-stale-{os.getpid()}"
     try:
         resolve_callable(spec.builder)(tmp)
+        (tmp / BUILD_STAMP).write_text(build_stamp(spec) + "\n")
+        if path.exists() and _stamp_of(path) != build_stamp(spec):
+            path.rename(stale)
         try:
             tmp.rename(path)
         except OSError:
-            if not (path / "config.json").exists():
+            if _stamp_of(path) != build_stamp(spec):  # not a concurrent builder's result
                 raise
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        for leftover in (tmp, stale):
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _hub_snapshot(spec: ModelSpec, allow_download: bool) -> Path:

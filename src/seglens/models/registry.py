@@ -47,7 +47,9 @@ ModelKind = Literal["proposer", "embedder"]
 @dataclass(frozen=True)
 class ModelSpec:
     """One named model. `repo_id` + `revision` (a pinned commit) say where its weights live
-    on the Hugging Face hub; a spec with a `builder` is built locally instead (``tiny``)."""
+    on the Hugging Face hub; a spec with a `builder` is built locally instead (``tiny``),
+    and its `revision` names the build recipe: a directory built by another recipe is
+    rebuilt, and cache keys change with it."""
 
     name: str
     kind: ModelKind

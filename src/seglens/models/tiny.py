@@ -4,7 +4,8 @@
 transformers code paths (save_pretrained, then the same from_pretrained loader as real
 weights) without a network. `random-*` use the real architectures' sizes for benchmarks.
 Their outputs mean nothing; each directory carries a ``SEGLENS_TINY`` marker so every
-screen can say so.
+screen can say so (`seglens.models.hub` writes the recipe's stamp into it, so a directory
+built by an older recipe is rebuilt).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def _seeded() -> None:
 
 
 def _finish(model: Any, path: Path, label: str) -> None:
+    """Save the model and mark the directory as random weights (the loaders read the
+    marker; `seglens.models.hub` rewrites it with the recipe's stamp)."""
     model.save_pretrained(path)
     (path / _MARKER).write_text(f"{label}-seed{SEED}\n")
 
@@ -242,18 +245,19 @@ def _clip_bpe_tokenizer(path: Path, merges_gz: Path) -> None:
 
 
 def build_random_clip_vit_b32(path: Path) -> None:
-    """CLIP ViT-B/32 at its real size (the default CLIPConfig), random weights. Its tokenizer
-    is CLIP's real BPE when open_clip's wheel provides the merges (`clip_bpe_merges_file`),
-    else the byte-level one (sequences about 2.5x longer, so the text tower costs more)."""
+    """CLIP ViT-B/32 at its real size (the default CLIPConfig), random weights, and CLIP's
+    own BPE tokenizer rebuilt from the merges in open_clip's wheel (`clip_bpe_merges_file`),
+    so the text tower sees sequences of the real length."""
     from transformers import CLIPConfig, CLIPModel
 
-    _seeded()
     merges = clip_bpe_merges_file()
-    ids = (49406, 49407) if merges else (512, 513)
-    config = CLIPConfig(text_config={"bos_token_id": ids[0], "eos_token_id": ids[1], "pad_token_id": ids[1]})
+    if merges is None:
+        raise RuntimeError(
+            "random-clip-vit-b32 needs CLIP's BPE merges from open_clip's wheel: "
+            "pip install --no-deps open_clip_torch (make venv does this)"
+        )
+    _seeded()
+    config = CLIPConfig(text_config={"bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407})
     _finish(CLIPModel(config), path, "random-clip-vit-b32")
-    if merges:
-        _clip_bpe_tokenizer(path, merges)
-    else:
-        _byte_level_tokenizer(path, 77)
+    _clip_bpe_tokenizer(path, merges)
     _clip_processor(path, 224)
