@@ -2,7 +2,8 @@
 
 - batch: 50 distinct 384x512 photos in one job: images per minute, memory;
 - fairness: the same 50 images as two concurrent jobs of 25, on a fresh server (so
-  nothing is cached): throughput against the single job (target >= 0.95);
+  nothing is cached): throughput against the single job (target >= 0.95), best of
+  `FAIRNESS_ROUNDS` alternated rounds each;
 - interactivity: ``/query`` latency (cached regions, overlay included) while a batch
   runs against the same server idle (p50 and p95 ratios, target <= 1.5).
 
@@ -202,6 +203,9 @@ def _latency(server: _Server, ids: list[str], probe: str, seconds: float = 20.0)
     }
 
 
+FAIRNESS_ROUNDS = 2
+
+
 def run(results_dir: Path) -> dict[str, Any]:
     """Run the three scenarios; returns (and saves) the figures."""
     results_dir = Path(results_dir)
@@ -212,21 +216,27 @@ def run(results_dir: Path) -> dict[str, Any]:
         batch = _photos(BATCH_IMAGES, seed=0)
         probe = _photos(1, seed=99)
 
-        server = _Server(root, models)
-        try:
-            single = _batch(server, server.upload(batch))
-        finally:
-            server.close()
-
-        server = _Server(root, models)
-        try:
-            ids = server.upload(batch)
-            started = time.perf_counter()
-            jobs = [server.submit(ids[:25], "cat, cup"), server.submit(ids[25:], "cat, cup")]
-            server.wait(jobs)
-            two_jobs_s = time.perf_counter() - started
-        finally:
-            server.close()
+        # One job against two concurrent jobs, alternated and repeated on fresh servers; the
+        # best round of each is compared, so a burst of load on the machine hits neither alone.
+        singles: list[dict[str, Any]] = []
+        pairs_s: list[float] = []
+        for _ in range(FAIRNESS_ROUNDS):
+            server = _Server(root, models)
+            try:
+                singles.append(_batch(server, server.upload(batch)))
+            finally:
+                server.close()
+            server = _Server(root, models)
+            try:
+                ids = server.upload(batch)
+                started = time.perf_counter()
+                jobs = [server.submit(ids[:25], "cat, cup"), server.submit(ids[25:], "cat, cup")]
+                server.wait(jobs)
+                pairs_s.append(time.perf_counter() - started)
+            finally:
+                server.close()
+        single = min(singles, key=lambda r: float(r["elapsed_s"]))
+        two_jobs_s = min(pairs_s)
 
         server = _Server(root, models)
         try:
@@ -245,6 +255,10 @@ def run(results_dir: Path) -> dict[str, Any]:
             "elapsed_s": round(two_jobs_s, 2),
             "images_per_minute": round(two_ipm, 2),
             "throughput_ratio_vs_one_job": round(two_ipm / single["images_per_minute"], 3),
+            "rounds_elapsed_s": {
+                "one_job": [r["elapsed_s"] for r in singles],
+                "two_jobs": [round(t, 2) for t in pairs_s],
+            },
             "target": ">= 0.95",
         },
         "query_latency_ms": latency,

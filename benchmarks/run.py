@@ -156,7 +156,16 @@ def _server_lines(server: dict[str, Any]) -> list[str]:
         f"**{_fmt(batch['images_per_minute'], 1)} images/min**; server RSS during the batch "
         f"{_fmt(batch['rss_mb']['during_batch_mean'], 0)} MB mean, {_fmt(batch['rss_mb']['during_batch_max'], 0)} MB max.",
         f"- Two concurrent jobs sharing the models against the same images in one job: throughput ratio "
-        f"**{_fmt(two['throughput_ratio_vs_one_job'], 3)}** (target {two['target']}).",
+        f"**{_fmt(two['throughput_ratio_vs_one_job'], 3)}** (target {two['target']}; best of each, rounds "
+        + ", ".join(
+            f"{one} s vs {pair} s"
+            for one, pair in zip(
+                two.get("rounds_elapsed_s", {}).get("one_job", []),
+                two.get("rounds_elapsed_s", {}).get("two_jobs", []),
+                strict=True,
+            )
+        )
+        + ").",
         f"- `/query` latency from cache, idle: p50 {_fmt(latency['idle']['p50'], 1)} ms, p95 "
         f"{_fmt(latency['idle']['p95'], 1)} ms; during a batch: p50 {_fmt(latency['during_batch']['p50'], 1)} ms, "
         f"p95 {_fmt(latency['during_batch']['p95'], 1)} ms; ratio p50 **{_fmt(latency['p50_ratio'], 2)}**, "
