@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,22 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def log_lines(self) -> list[str]:
-        return self.log_path.read_text(errors="replace").splitlines()
+        """The complete lines written so far (a line still being written is left out)."""
+        text = self.log_path.read_text(errors="replace")
+        return text[: text.rfind("\n") + 1].splitlines()
+
+    def log_records(
+        self, until: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 10
+    ) -> list[dict[str, Any]]:
+        """The JSON log records once `until(records)` holds. The access line of a request is
+        written after its response has gone out, so a test that has just had its answer
+        polls for the line instead of reading the file once."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            records = [json.loads(line) for line in self.log_lines()]
+            if until(records) or time.monotonic() > deadline:
+                return records
+            time.sleep(0.05)
 
     def upload(self, files: list[tuple[str, bytes]]) -> list[str]:
         response = self.client.post("/images", files=[("files", (n, b, "image/jpeg")) for n, b in files])

@@ -85,10 +85,14 @@ def test_logs_are_json_lines_carrying_request_and_job_ids(server, finished_job):
     job_id, ids = finished_job
     response = server.client.get(f"/jobs/{job_id}", headers={"X-Request-ID": "trace-me-42"})
     assert response.headers["x-request-id"] == "trace-me-42"
-    entries = [json.loads(line) for line in server.log_lines()]  # every line is JSON
+
+    def traced(e: dict) -> bool:
+        return e["logger"] == "seglens.access" and e.get("request_id") == "trace-me-42"
+
+    entries = server.log_records(until=lambda records: any(map(traced, records)))  # every line is JSON
     assert all({"ts", "level", "logger", "message"} <= set(e) for e in entries)
     access = [e for e in entries if e["logger"] == "seglens.access"]
-    assert any(e["request_id"] == "trace-me-42" and e["path"] == f"/api/v1/jobs/{job_id}" for e in access)
+    assert any(traced(e) and e["path"] == f"/api/v1/jobs/{job_id}" for e in access)
     assert all(len(e["request_id"]) > 0 and e["status"] for e in access)
     images = [e for e in entries if e["message"] == "image processed" and e.get("job_id") == job_id]
     assert sorted(e["image_id"] for e in images) == sorted(ids)
