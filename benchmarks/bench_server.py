@@ -181,7 +181,7 @@ def _latency(server: _Server, ids: list[str], probe: str, seconds: float = 20.0)
     cold_ms = server.query_ms(probe)  # segments the probe image once
     for _ in range(5):  # warm-up: text embeddings, allocator, PNG encoder
         server.query_ms(probe)
-    idle = [server.query_ms(probe) for _ in range(40)]
+    idle = [server.query_ms(probe) for _ in range(100)]
     job = server.submit(ids, "cat, cup")
     while server.client.get(f"/jobs/{job}").json()["status"] == "queued":
         time.sleep(0.01)
@@ -206,7 +206,7 @@ def _latency(server: _Server, ids: list[str], probe: str, seconds: float = 20.0)
     }
 
 
-FAIRNESS_ROUNDS = 2
+FAIRNESS_ROUNDS = 3
 
 
 def run(results_dir: Path) -> dict[str, Any]:

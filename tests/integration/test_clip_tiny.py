@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seglens.core.query import TEMPLATES
 from seglens.models.clip import ClipEmbedder, load_clip
 from seglens.models.device import DeviceConfig
 from seglens.models.protocols import ImageTextEmbedder
@@ -120,10 +121,15 @@ def _build_tiny_siglip(path: Path, version: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> ClipEmbedder:
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny-clip"
     build_tiny_clip(path)
-    return load_clip(path, CPU)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_clip(tiny_clip_dir: Path) -> ClipEmbedder:
+    return load_clip(tiny_clip_dir, CPU)
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +329,76 @@ def test_clip_bpe_tokenizer_built_offline_gives_clips_own_token_ids(tmp_path):
     expected = [49406, 320, 2660, 268, 705, 1125, 539, 320, 1929, 269, 49407]
     assert len(tokenizer) == 49408
     assert tokenizer("a close-up photo of a dog.")["input_ids"] == expected
+
+
+# -- shared template prefixes (CLIP's causal text tower) ----------------------------------
+PREFIXES = [t.split("{}")[0].rstrip() for t in TEMPLATES["en"]]
+
+
+def _templated(keywords: list[str]) -> list[str]:
+    return [t.format(k) for k in keywords for t in TEMPLATES["en"]]
+
+
+def _tokens_through_first_layer(embedder: ClipEmbedder, texts: list[str]) -> tuple[np.ndarray, int]:
+    seen = []
+    layer = embedder.model.text_model.encoder.layers[0].self_attn.q_proj
+    handle = layer.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[:-1].numel()))
+    try:
+        out = embedder.embed_texts(texts)
+    finally:
+        handle.remove()
+    return out, sum(seen)
+
+
+def test_shared_prefixes_give_the_plain_embeddings_from_fewer_tokens(tiny_clip_dir: Path):
+    texts = [
+        *_templated(["cat", "traffic light", "一只猫"]),
+        "no template at all",
+        "a photo of a " + "very " * 100 + "long cat",  # over 77 tokens: the plain path truncates it
+        "a photo of a",  # the prefix alone
+    ]
+    plain_embedder, shared = load_clip(tiny_clip_dir, CPU), load_clip(tiny_clip_dir, CPU)
+    plain, plain_tokens = _tokens_through_first_layer(plain_embedder, texts)
+    shared.share_prefixes(PREFIXES)
+    assert shared._prefix_cache is not None and shared._prefix_cache.prefixes == len(set(PREFIXES))
+    reused, reused_tokens = _tokens_through_first_layer(shared, texts)
+    np.testing.assert_allclose(reused, plain, atol=1e-5)
+    chosen, _rows = shared._prefix_cache.split(texts)
+    assert chosen == [*range(24), texts.index("a photo of a")]
+    # The first call also runs one text the plain way (the self-check); later calls do not.
+    _, again = _tokens_through_first_layer(shared, texts)
+    assert again < reused_tokens < plain_tokens
+    assert again < plain_tokens / 2
+
+
+def test_shared_prefixes_work_one_text_at_a_time_and_after_more_prefixes(tiny_clip_dir: Path):
+    plain = load_clip(tiny_clip_dir, CPU).embed_texts([*_templated(["dog"]), "a tiny dog."])
+    shared = load_clip(tiny_clip_dir, CPU)
+    shared.share_prefixes(PREFIXES[:2])
+    first = shared.embed_texts(_templated(["dog"])[:1])
+    shared.share_prefixes([*PREFIXES, "a tiny", "a photo of a"])  # new, longer and repeated prefixes
+    rest = np.concatenate([shared.embed_texts([t]) for t in [*_templated(["dog"]), "a tiny dog."]])
+    np.testing.assert_allclose(first[0], plain[0], atol=1e-5)
+    np.testing.assert_allclose(rest, plain, atol=1e-5)
+
+
+def test_a_cached_path_that_disagrees_with_the_model_is_switched_off(tiny_clip_dir: Path, caplog):
+    texts = _templated(["bird"])
+    plain = load_clip(tiny_clip_dir, CPU).embed_texts(texts)
+    broken = load_clip(tiny_clip_dir, CPU)
+    broken.share_prefixes(PREFIXES)
+    cache = broken._prefix_cache
+    assert cache is not None
+    real_embed = cache.embed
+    cache.embed = lambda rows: -real_embed(rows)  # type: ignore[method-assign]
+    np.testing.assert_allclose(broken.embed_texts(texts), plain, atol=1e-5)
+    assert "disagrees" in caplog.text
+    assert cache.prefixes == 0 and cache.split(texts) == ([], [])
+
+
+def test_only_clip_shares_prefixes(tiny_chinese_clip: ClipEmbedder, tiny_siglip2: ClipEmbedder):
+    for embedder in (tiny_chinese_clip, tiny_siglip2):
+        before = embedder.embed_texts(_templated(["cat"]))
+        embedder.share_prefixes(PREFIXES)  # bidirectional text towers: nothing to share
+        assert embedder._prefix_cache is None
+        np.testing.assert_array_equal(embedder.embed_texts(_templated(["cat"])), before)

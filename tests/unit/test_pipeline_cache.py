@@ -2,6 +2,7 @@
 transparency never run a model on pixels again."""
 
 from fakes import FakeProposer, OracleEmbedder, shapes_scene
+from seglens.core.query import TEMPLATES
 from seglens.core.types import GenerationParams
 from seglens.services.pipeline import Pipeline
 from seglens.storage.cache import ArtifactCache
@@ -133,3 +134,21 @@ def test_prompt_after_the_embedding_was_evicted_encodes_the_image_again(tmp_path
     )
     assert fresh.prompt(image, points=[[30, 30, 1]]).area > 0
     assert fresh_proposer.calls == ["encode", "prompt"]
+
+
+class _PrefixSharingEmbedder(OracleEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared: list[list[str]] = []
+
+    def share_prefixes(self, prefixes):
+        self.shared.append(list(prefixes))
+
+
+def test_the_template_text_before_the_keyword_is_offered_to_the_embedder_once():
+    embedder = _PrefixSharingEmbedder()
+    pipe = Pipeline(FakeProposer([]), embedder)
+    pipe.keyword_embeddings(["red"])
+    pipe.keyword_embeddings(["blue", "green"])
+    assert embedder.shared == [[t.split("{}")[0].rstrip() for t in TEMPLATES["en"]]]
+    assert "a photo of a" in embedder.shared[0] and "a cropped photo of a" in embedder.shared[0]

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from PIL import Image
 
+from seglens.models.clip_prefix import PrefixCache
 from seglens.models.device import DeviceConfig
 
 if TYPE_CHECKING:
@@ -128,6 +129,19 @@ class ClipEmbedder:
             tokenizer.padding_side = "right"
         self.load_seconds = 0.0
         self.input_size = _input_size(image_processor)
+        self._prefix_cache = PrefixCache.attach(model, tokenizer, device.device, self.text_max_length)
+
+    def share_prefixes(self, prefixes: Sequence[str]) -> None:
+        """Texts that start with one of `prefixes` (prompt templates up to the keyword,
+        e.g. ``"a photo of a"``) reuse that prefix's text-tower states, computed once:
+        a new keyword then costs its own few tokens. Only CLIP's causal text tower can;
+        elsewhere this does nothing. Embeddings do not change beyond float rounding."""
+        if self._prefix_cache is None:
+            return
+        import torch
+
+        with torch.inference_mode():
+            self._prefix_cache.register(prefixes)
 
     @property
     def dim(self) -> int:
@@ -168,12 +182,42 @@ class ClipEmbedder:
         out = np.zeros((len(items), self._dim), dtype=np.float32)
         if not items:
             return out
+        plain = list(range(len(items)))
+        if self._prefix_cache is not None:
+            plain = self._embed_with_prefixes(items, out)
+        self._embed_plain([items[i] for i in plain], out, plain)
+        return out
+
+    def _embed_with_prefixes(self, items: list[str], out: np.ndarray) -> list[int]:
+        """Fill `out` for the texts that start with a shared prefix; returns the indices
+        left for the plain path. The first use checks the cached path against the plain
+        one on a real text (and turns it off for good if they disagree)."""
+        import torch
+
+        cache = self._prefix_cache
+        assert cache is not None
+        chosen, rows = cache.split(items)
+        with torch.inference_mode():
+            for start in range(0, len(rows), self.text_batch_size):
+                features = cache.embed(rows[start : start + self.text_batch_size])
+                out[chosen[start : start + len(features)]] = _unit_rows(features, self._dim)
+        if chosen and not cache.checked:
+            first = chosen[0]
+            reference = np.zeros((1, self._dim), dtype=np.float32)
+            self._embed_plain([items[first]], reference, [0])
+            if not cache.self_check(items[first], reference[0], out[first]):
+                return list(range(len(items)))
+        taken = set(chosen)
+        return [i for i in range(len(items)) if i not in taken]
+
+    def _embed_plain(self, texts: list[str], out: np.ndarray, rows: list[int]) -> None:
+        """The model's own forward pass on `texts`, written to `out[rows]`."""
         import torch
 
         padding: str | bool = "max_length" if self._family.pad_to_max_length else True
         with torch.inference_mode():
-            for start in range(0, len(items), self.text_batch_size):
-                batch = items[start : start + self.text_batch_size]
+            for start in range(0, len(texts), self.text_batch_size):
+                batch = texts[start : start + self.text_batch_size]
                 encoded = self.tokenizer(
                     batch,
                     padding=padding,
@@ -183,8 +227,7 @@ class ClipEmbedder:
                 )
                 inputs = self._on_device(encoded, self._family.text_inputs)
                 features = _pooled(self.model.get_text_features(**inputs))
-                out[start : start + len(batch)] = _unit_rows(features, self._dim)
-        return out
+                out[rows[start : start + len(batch)]] = _unit_rows(features, self._dim)
 
     def _on_device(self, encoded: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
         import torch

@@ -118,6 +118,7 @@ class Pipeline:
         self._embeddings = _Lru(4)
         self._coarse = _Lru(16)
         self._texts: dict[str, np.ndarray] = {}
+        self._shared_templates: set[tuple[str, ...]] = set()
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -311,9 +312,22 @@ class Pipeline:
         if not keywords:
             return np.zeros((0, self._text_dim()), np.float32)
         templates = templates_for(self.embedder.language)
+        self._share_template_prefixes(templates)
         texts = [t.format(k) for k in keywords for t in templates]
         vectors = self.embed_texts(texts).reshape(len(keywords), len(templates), -1).mean(axis=1)
         return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+    def _share_template_prefixes(self, templates: Sequence[str]) -> None:
+        """Let an embedder that can (CLIP's causal text tower) encode the templates' text
+        before the keyword once, so a new keyword costs only its own tokens."""
+        share = getattr(self.embedder, "share_prefixes", None)  # optional capability
+        key = tuple(templates)
+        if share is None or key in self._shared_templates:
+            return
+        prefixes = [t.split("{}")[0].rstrip() for t in templates if "{}" in t]
+        with self._model_lock:
+            share(prefixes)
+        self._shared_templates.add(key)
 
     # -- cheap stages -----------------------------------------------------------------
     def query(
