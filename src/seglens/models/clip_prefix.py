@@ -162,9 +162,8 @@ class PrefixCache:
         text = self._text
         device = self._device
         rows, width = len(suffixes), max(len(ids) for ids in suffixes)
-        ids = torch.zeros(rows, width, dtype=torch.long, device=device)
-        for r, tokens in enumerate(suffixes):
-            ids[r, : len(tokens)] = torch.tensor(tokens, device=device)
+        padded = [tokens + [0] * (width - len(tokens)) for tokens in suffixes]  # one copy to the device
+        ids = torch.tensor(padded, dtype=torch.long, device=device)
         offsets = torch.tensor(prefix_lengths, device=device).unsqueeze(1)
         last_position = text.embeddings.position_embedding.num_embeddings - 1
         positions = (offsets + torch.arange(width, device=device)).clamp(max=last_position)
