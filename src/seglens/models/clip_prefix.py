@@ -56,7 +56,7 @@ class PrefixCache:
     """Cached text-tower states of registered prefixes. Build it with `attach`.
 
     `register(prefixes)` adds prefixes (plain strings such as ``"a photo of a"``);
-    `split(texts)` tells which texts start with a registered prefix; `embed(texts)` returns
+    `split(texts)` tells which texts start with a registered prefix; `embed(rows)` returns
     their projected, un-normalised text features. Not thread-safe (the embedder's callers
     serialise model calls)."""
 
@@ -120,7 +120,9 @@ class PrefixCache:
         rows: list[tuple[int, list[int]]] = []
         if not self._prefixes:
             return chosen, rows
-        encoded = self._tokenizer(list(texts))["input_ids"]
+        # One token over the limit is enough to tell that a text is too long (and keeps the
+        # tokenizer from warning about sequences longer than the model takes).
+        encoded = self._tokenizer(list(texts), truncation=True, max_length=self._max_length + 1)["input_ids"]
         for index, ids in enumerate(encoded):
             if len(ids) > self._max_length or not ids or ids[-1] != self._eos:
                 continue
