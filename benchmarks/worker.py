@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +244,29 @@ def task_e2e(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             keywords_plain.append((time.perf_counter() - tick) * 1000)
         finally:
             embedder._prefix_cache = prefix_cache
+    # New keywords while another thread runs mask generation on another image (a batch
+    # worker), with one lock per model (as shipped) and with one lock for both models.
+    small_grid = replace(_params(args), points_per_side=8)
+
+    def during_segmentation(other: np.ndarray, queries: int, tag: str) -> list[float]:
+        worker = threading.Thread(target=pipe.segment, args=(other, small_grid))
+        worker.start()
+        time.sleep(1.0)  # inside the image encoder by now
+        waits = []
+        for i in range(queries):
+            tick = time.perf_counter()
+            pipe.query(image, f"{tag} {i}, other {tag} {i}", threshold=0.3)
+            waits.append((time.perf_counter() - tick) * 1000)
+        worker.join()
+        return waits
+
+    keywords_during_amg = during_segmentation(np.ascontiguousarray(image[:, ::-1]), 5, "lamp")
+    locks = pipe._proposer_lock, pipe._embedder_lock
+    pipe._embedder_lock = pipe._proposer_lock  # one lock for both models
+    try:
+        keywords_during_amg_one_lock = during_segmentation(np.ascontiguousarray(image[::-1]), 1, "vase")
+    finally:
+        pipe._proposer_lock, pipe._embedder_lock = locks
     renders = []
     for i in range(30):
         tick = time.perf_counter()
@@ -276,6 +301,8 @@ def task_e2e(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
             "new_thresholds_and_merge": pct(thresholds),
             "new_keywords": pct(keywords),
             "new_keywords_plain_text_tower": pct(keywords_plain),
+            "new_keywords_during_mask_generation": pct(keywords_during_amg),
+            "new_keywords_during_mask_generation_one_lock": pct(keywords_during_amg_one_lock),
             "render_new_alpha": pct(renders),
             "new_process_from_disk_cache": pct(cold_requery),
         },

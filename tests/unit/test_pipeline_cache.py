@@ -1,6 +1,10 @@
 """The cache contract: after the first segmentation, keywords, thresholds, merging and
 transparency never run a model on pixels again."""
 
+import threading
+
+import numpy as np
+
 from fakes import FakeProposer, OracleEmbedder, shapes_scene
 from seglens.core.query import TEMPLATES
 from seglens.core.types import GenerationParams
@@ -152,3 +156,38 @@ def test_the_template_text_before_the_keyword_is_offered_to_the_embedder_once():
     pipe.keyword_embeddings(["blue", "green"])
     assert embedder.shared == [[t.split("{}")[0].rstrip() for t in TEMPLATES["en"]]]
     assert "a photo of a" in embedder.shared[0] and "a cropped photo of a" in embedder.shared[0]
+
+
+def test_a_new_keyword_does_not_wait_for_mask_generation_in_another_thread():
+    entered, release = threading.Event(), threading.Event()
+
+    class SlowProposer(FakeProposer):
+        def propose(self, image, params):
+            entered.set()
+            release.wait(10)
+            return super().propose(image, params)
+
+    image, shapes = shapes_scene()
+    pipe = Pipeline(SlowProposer(list(shapes.values())), OracleEmbedder())
+    batch = threading.Thread(target=pipe.segment, args=(image,))
+    batch.start()
+    try:
+        assert entered.wait(10)
+        answered = threading.Event()
+        query = threading.Thread(target=lambda: (pipe.keyword_embeddings(["red"]), answered.set()))
+        query.start()
+        assert answered.wait(10), "the text tower waited for mask generation"
+    finally:
+        release.set()
+        batch.join(10)
+    assert not batch.is_alive()
+
+
+def test_regions_are_embedded_a_batch_at_a_time_with_the_same_result(tmp_path):
+    image, shapes = shapes_scene()
+    whole = Pipeline(FakeProposer(list(shapes.values())), OracleEmbedder()).segment(image)
+    embedder = OracleEmbedder()
+    embedder.image_batch_size = 2  # type: ignore[attr-defined]
+    batched = Pipeline(FakeProposer(list(shapes.values())), embedder).segment(image)
+    assert embedder.image_calls == 2  # three regions: 2 + 1
+    np.testing.assert_array_equal(batched.region_embeddings, whole.region_embeddings)

@@ -111,7 +111,11 @@ class Pipeline:
         self.crop_fill = crop_fill
         self.max_pixels = max_pixels
         self.max_bytes = max_bytes
-        self._model_lock = threading.RLock()
+        # One lock per model: each model runs one call at a time, and the two run side by
+        # side, so a new keyword (text tower) never waits for mask generation in another
+        # thread, only for the embedder's batch in flight.
+        self._proposer_lock = threading.RLock()
+        self._embedder_lock = threading.RLock()
         self._state_lock = threading.Lock()
         self._pixels = _Lru(8)
         self._segmentations = _Lru(256)
@@ -241,7 +245,7 @@ class Pipeline:
         regions = self.cache.load_regions(sha, regions_key) if self.cache else None
         hits = {"regions": regions is not None}
         if regions is None:
-            with self._model_lock:
+            with self._proposer_lock:
                 proposal = self.proposer.propose(loaded.pixels, params)
             regions = proposal.regions
             timings.update(proposal.timings_ms)
@@ -282,8 +286,13 @@ class Pipeline:
             return np.zeros((0, self._text_dim()), np.float32)
         out_size = getattr(self.embedder, "input_size", None)
         crops = region_crops(pixels, regions.rles, regions.boxes_xyxy, fill=self.crop_fill, out_size=out_size)
-        with self._model_lock:
-            return np.asarray(self.embedder.embed_images(crops), np.float32)
+        # A batch at a time, so that a text query from another thread waits for one batch.
+        step = int(getattr(self.embedder, "image_batch_size", 32))
+        parts = []
+        for start in range(0, len(crops), step):
+            with self._embedder_lock:
+                parts.append(np.asarray(self.embedder.embed_images(crops[start : start + step]), np.float32))
+        return np.concatenate(parts)
 
     def _text_dim(self) -> int:
         return int(self.embed_texts(["object"]).shape[1])
@@ -299,7 +308,7 @@ class Pipeline:
                     self._texts[text] = cached
                     missing.remove(text)
         if missing:
-            with self._model_lock:
+            with self._embedder_lock:
                 vectors = np.asarray(self.embedder.embed_texts(missing), np.float32)
             for text, vector in zip(missing, vectors, strict=True):
                 self._texts[text] = vector
@@ -325,7 +334,7 @@ class Pipeline:
         if share is None or key in self._shared_templates:
             return
         prefixes = [t.split("{}")[0].rstrip() for t in templates if "{}" in t]
-        with self._model_lock:
+        with self._embedder_lock:
             share(prefixes)
         self._shared_templates.add(key)
 
@@ -442,7 +451,7 @@ class Pipeline:
                 with self._state_lock:
                     self._embeddings.put(sha, embedding)
                 return embedding, True
-        with self._model_lock:
+        with self._proposer_lock:
             embedding = self.proposer.encode(loaded.pixels)
         self._remember_embedding(sha, embedding)
         return embedding, False
@@ -467,5 +476,5 @@ class Pipeline:
             points_xy = array[:, :2]
             labels = array[:, 2].astype(np.int64) if array.shape[1] == 3 else np.ones(len(array), np.int64)
         box_array = np.asarray(box, np.float32) if box is not None else None
-        with self._model_lock:
+        with self._proposer_lock:
             return self.proposer.prompt(embedding, points_xy, labels, box_array)

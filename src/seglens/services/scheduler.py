@@ -11,8 +11,9 @@ Scheduling rules:
   new image: the interactive request waits at most for the image already in flight;
 - `stop` lets in-flight images finish (up to a grace period) and starts nothing new.
 
-The models are shared by all workers (the pipeline serialises model calls), so more than
-one worker only overlaps decoding, matching and database writes with model work.
+The models are shared by all workers (the pipeline runs one call at a time per model:
+mask generation and the embedder can overlap), so more than one worker mostly overlaps
+decoding, matching and database writes with model work.
 """
 
 from __future__ import annotations
