@@ -119,15 +119,24 @@ class _Server:
         return str(response.json()["id"])
 
     def wait(self, job_ids: list[str], on_poll: Any = None) -> None:
-        while True:
-            states = [self.client.get(f"/jobs/{j}").json()["status"] for j in job_ids]
-            if all(s in ("completed", "failed", "cancelled") for s in states):
-                if any(s != "completed" for s in states):
-                    raise RuntimeError(f"jobs ended {states}")
-                return
+        """Poll until every job has ended, one request per tick whatever the number of
+        jobs: the polling itself costs CPU on the server and here (the same two cores), so
+        two jobs polled twice as often measured ~4% slower for that reason alone."""
+        ended: dict[str, str] = {}
+        tick = 0
+        while len(ended) < len(job_ids):
+            waiting = [j for j in job_ids if j not in ended]
+            job_id = waiting[tick % len(waiting)]
+            tick += 1
+            status = self.client.get(f"/jobs/{job_id}").json()["status"]
+            if status in ("completed", "failed", "cancelled"):
+                ended[job_id] = status
+                continue  # look at the next job at once
             if on_poll:
                 on_poll()
             time.sleep(0.05)
+        if any(s != "completed" for s in ended.values()):
+            raise RuntimeError(f"jobs ended {ended}")
 
     def query_ms(self, image_id: str) -> float:
         started = time.perf_counter()
