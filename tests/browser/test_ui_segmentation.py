@@ -10,13 +10,13 @@ from ui_steps import (
     move_slider,
     open_advanced,
     open_result,
-    picture_colors,
     progress_log,
     run_job,
     set_number,
     slider_value,
     table_rows,
     upload,
+    wait_picture_shows,
     wait_rows,
     wait_status,
     wait_text,
@@ -148,12 +148,12 @@ def test_moving_the_threshold_rerenders_from_cache_without_a_new_job(page, serve
     click_picture(page, "#result-view img", 0.5, 0.5)
     current = wait_view_changes(page, current)
     wait_text(page, "#regions", "refined (click)")
-    assert POSITIVE in picture_colors(page, "#result-view img", 0.5, 0.5)
+    wait_picture_shows(page, "#result-view img", 0.5, 0.5, POSITIVE)
     # Shift+click adds a negative point (drawn red), whatever the toggle says.
     click_picture(page, "#result-view img", 0.3, 0.3, modifiers=["Shift"])
     wait_view_changes(page, current)
     wait_until(lambda: _last_prompt_points(server) == 2)
-    assert NEGATIVE in picture_colors(page, "#result-view img", 0.3, 0.3)
+    wait_picture_shows(page, "#result-view img", 0.3, 0.3, NEGATIVE)
 
 
 def _last_query_params(server) -> dict:

@@ -169,3 +169,15 @@ def picture_colors(
         [fx, fy, radius],
     )
     return {tuple(pixels[i : i + 3]) for i in range(0, len(pixels), 4)}
+
+
+def wait_picture_shows(
+    page: Any, selector: str, fx: float, fy: float, colour: tuple[int, int, int], timeout_s: float = 30.0
+) -> None:
+    """Wait until the picture has `colour` around (fx, fy): a new picture's `src` can be set
+    (or a request answered) a moment before the picture that carries the change is shown."""
+    wait_until(
+        lambda: colour in picture_colors(page, selector, fx, fy),
+        timeout_s,
+        f"{colour} at ({fx}, {fy}) of {selector}",
+    )
