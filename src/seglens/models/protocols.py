@@ -73,6 +73,10 @@ class ImageTextEmbedder(Protocol):
     - `embed_texts(texts)`: returns (N, D) float32 rows of unit L2 norm.
     - `score_kind`: ``softmax`` (CLIP: probabilities from a softmax over the classes with
       `logit_scale`) or ``sigmoid`` (SigLIP: independent ``sigmoid(scale * cos + bias)``).
+
+    Optional: `share_prefixes(prefixes)`, offered the prompt templates' text before the
+    keyword, for an embedder that can encode it once (CLIP's causal text tower does);
+    callers look it up with `getattr` and embedders without it need nothing.
     """
 
     model_id: str

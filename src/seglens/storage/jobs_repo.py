@@ -92,6 +92,18 @@ def _item(row: JobItemRow) -> JobItemRecord:
     )
 
 
+def _update_running_item(session: Session, job_id: str, image_id: str, **values: Any) -> int:
+    """Set `values` on the image of the job if it is still ``running``; returns the rows
+    changed (0 when it was cancelled, interrupted or deleted meanwhile)."""
+    written = session.execute(
+        update(JobItemRow)
+        .where(JobItemRow.job_id == job_id, JobItemRow.image_id == image_id, JobItemRow.status == "running")
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(written.rowcount)  # type: ignore[attr-defined]
+
+
 def _event(session: Session, job_id: str, kind: str, message: str | None = None) -> None:
     session.add(JobEventRow(job_id=job_id, at=utcnow(), kind=kind, message=message))
 
@@ -270,24 +282,18 @@ class JobRepository:
         no longer ``running``: its job was cancelled, interrupted or deleted meanwhile."""
         now = utcnow()
         with self.db.write() as session:
-            written = session.execute(
-                update(JobItemRow)
-                .where(
-                    JobItemRow.job_id == job_id,
-                    JobItemRow.image_id == image_id,
-                    JobItemRow.status == "running",
-                )
-                .values(
-                    status="done" if ok else "failed",
-                    result=result,
-                    timings_ms=timings_ms,
-                    error=error,
-                    error_code=error_code,
-                    finished_at=now,
-                )
-                .execution_options(synchronize_session=False)
+            written = _update_running_item(
+                session,
+                job_id,
+                image_id,
+                status="done" if ok else "failed",
+                result=result,
+                timings_ms=timings_ms,
+                error=error,
+                error_code=error_code,
+                finished_at=now,
             )
-            if written.rowcount != 1:  # type: ignore[attr-defined]
+            if written != 1:
                 return None
             job = session.get(JobRow, job_id)
             assert job is not None  # the item's foreign key guarantees it
@@ -366,17 +372,7 @@ class JobRepository:
         """Put a running image back to ``pending`` (its result could not be written), so a
         worker takes it again. False when it is no longer running."""
         with self.db.write() as session:
-            moved = session.execute(
-                update(JobItemRow)
-                .where(
-                    JobItemRow.job_id == job_id,
-                    JobItemRow.image_id == image_id,
-                    JobItemRow.status == "running",
-                )
-                .values(status="pending", started_at=None)
-                .execution_options(synchronize_session=False)
-            ).rowcount  # type: ignore[attr-defined]
-            return bool(moved)
+            return _update_running_item(session, job_id, image_id, status="pending", started_at=None) == 1
 
     def interrupt_running(self, message: str) -> list[str]:
         """Mark every running job ``interrupted`` and put its in-flight images back to
