@@ -71,3 +71,105 @@ def test_the_interactive_gate_refuses_past_its_limit_and_reopens():
     with scheduler.interactive():
         assert scheduler.interactive_in_flight == 1
     assert scheduler.interactive_in_flight == 0
+
+
+class _Queue:
+    """Stands in for the job repository: one job with `count` images."""
+
+    def __init__(self, count: int):
+        self.left = count
+
+    def runnable(self):
+        return [("job", 0)] if self.left else []
+
+    def claim_next(self, job_id):
+        if not self.left:
+            return None
+        self.left -= 1
+        return ClaimedItem(job=None, item=None)  # type: ignore[arg-type]
+
+
+class _Requests:
+    """Interactive requests held open by hand, oldest first."""
+
+    def __init__(self, scheduler: Scheduler):
+        self.scheduler = scheduler
+        self.open: list = []
+
+    def begin(self) -> None:
+        block = self.scheduler.interactive()
+        block.__enter__()
+        self.open.append(block)
+
+    def end_oldest(self) -> None:
+        self.open.pop(0).__exit__(None, None, None)
+
+    def end_all(self) -> None:
+        while self.open:
+            self.end_oldest()
+
+
+def test_a_stream_of_interactive_requests_never_at_zero_does_not_starve_the_batch():
+    """Requests overlap (a new one starts before the oldest ends), so the count of
+    requests in flight never falls to zero; the batch must still get its next image."""
+    first_started, first_release, second_started = threading.Event(), threading.Event(), threading.Event()
+    seen_in_flight: list[int] = []
+
+    def process(_claimed):
+        if not first_started.is_set():
+            first_started.set()
+            first_release.wait(30)
+        else:
+            seen_in_flight.append(scheduler.interactive_in_flight)
+            second_started.set()
+
+    scheduler = Scheduler(_Queue(2), process, workers=1)  # type: ignore[arg-type]
+    requests = _Requests(scheduler)
+    scheduler.start()
+    try:
+        assert first_started.wait(30)
+        requests.begin()  # arrives while the first image is in flight
+        first_release.set()
+        # The stream: each step starts a request, then ends the oldest. Steps wait for the
+        # worker's progress (the event), not for a time: the batch needs only a few.
+        for _ in range(600):
+            requests.begin()
+            requests.end_oldest()
+            assert scheduler.interactive_in_flight >= 1
+            if second_started.wait(0.05):
+                break
+        assert second_started.is_set(), "the batch starved behind a stream of interactive requests"
+        assert seen_in_flight and seen_in_flight[0] >= 1  # it ran beside a newer request
+    finally:
+        requests.end_all()
+        first_release.set()
+        assert scheduler.stop(5.0)
+
+
+def test_a_worker_waits_for_the_interactive_requests_already_in_flight():
+    """Interactive first: an image does not start while a request that was in flight
+    when the worker became free is still open."""
+    at_gate, started = threading.Event(), threading.Event()
+    open_when_started: list[bool] = []
+
+    def ready(_timeout):
+        at_gate.set()
+        return True
+
+    def process(_claimed):
+        open_when_started.append(bool(requests.open))
+        started.set()
+
+    scheduler = Scheduler(_Queue(1), process, workers=1, ready=ready)  # type: ignore[arg-type]
+    requests = _Requests(scheduler)
+    requests.begin()
+    scheduler.start()
+    try:
+        assert at_gate.wait(30)
+        assert not started.is_set()
+        requests.end_all()
+        assert started.wait(30)
+        assert open_when_started == [False]
+    finally:
+        requests.end_all()
+        assert scheduler.stop(5.0)

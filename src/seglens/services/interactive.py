@@ -1,7 +1,7 @@
 """Interactive use cases: query one image, refine a mask with clicks or a box.
 
-Both go ahead of batch work (`Scheduler.interactive`): while they run, workers start no
-new batch image. A query reads the image's regions and region embeddings from the cache
+Both go ahead of batch work (`Scheduler.interactive`): a worker waits for the requests
+in flight when it is about to start an image, not for later ones. A query reads the image's regions and region embeddings from the cache
 and segments the image first only if it never was; changing only `alpha` re-renders and
 nothing else.
 """

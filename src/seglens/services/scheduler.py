@@ -7,8 +7,14 @@ Scheduling rules:
 - among the jobs with pending images, one-image jobs (priority 1) go first; within a
   priority, the job served least recently goes next, so concurrent batches advance
   round-robin, one image each;
-- while any interactive request (``/query``, ``/prompt``) is in flight, workers start no
-  new image: the interactive request waits at most for the image already in flight;
+- interactive requests (``/query``, ``/prompt``, ``/search``) go first, but a batch never
+  starves: before a worker starts an image it waits for the interactive requests that
+  are in flight *at that moment* to end, and for none that arrive while it waits. So the
+  requests in flight when a worker becomes free all run before its next image starts,
+  and under a stream of requests that never leaves the count at zero the worker still
+  starts it once the requests it found have ended: the batch's wait between two images
+  is bounded by the longest of those requests, whatever the load (a request arriving
+  while the worker waits may run beside the image it then starts);
 - `stop` lets in-flight images finish (up to a grace period) and starts nothing new.
 
 The models are shared by all workers (the pipeline runs one call at a time per model:
@@ -67,6 +73,10 @@ class Scheduler:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._interactive = 0
+        # Interactive requests are numbered as they enter; a worker about to start an image
+        # waits only while one numbered at or below the last number issued then is open.
+        self._issued = 0
+        self._open: set[int] = set()
         self._in_flight = 0
         self._wakeups = 0
         self._tick = 0
@@ -106,8 +116,10 @@ class Scheduler:
     # -- interactive priority ---------------------------------------------------------------
     @contextmanager
     def interactive(self) -> Iterator[None]:
-        """Hold batch work back while the block runs. Raises `Busy` when
-        `max_interactive` interactive requests are already in flight."""
+        """Run the block ahead of batch work: a worker about to start an image waits until
+        this block ends if it was already running when the worker began waiting (see the
+        module docstring). Raises `Busy` when `max_interactive` interactive requests are
+        already in flight."""
         with self._cond:
             if self._interactive >= self.max_interactive:
                 raise Busy(
@@ -116,11 +128,15 @@ class Scheduler:
                     1,
                 )
             self._interactive += 1
+            self._issued += 1
+            ticket = self._issued
+            self._open.add(ticket)
         try:
             yield
         finally:
             with self._cond:
                 self._interactive -= 1
+                self._open.discard(ticket)
                 self._cond.notify_all()
 
     # -- introspection ----------------------------------------------------------------------
@@ -161,9 +177,26 @@ class Scheduler:
         if self.nice <= 0 or not sys.platform.startswith("linux"):
             return
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+            thread = threading.get_native_id()
+            # Relative to the thread's own priority: a server started under `nice` keeps
+            # its workers below its request threads.
+            os.setpriority(
+                os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + self.nice)
+            )
         except OSError as error:
             log.warning("could not lower the worker's priority", extra={"fields": {"error": str(error)}})
+
+    def _yield_to_interactive(self) -> None:
+        """Wait (holding `_cond`) until the interactive requests in flight now have
+        ended; requests admitted meanwhile do not extend the wait."""
+        barrier = self._issued
+        while (
+            self.yield_to_interactive
+            and self._open
+            and min(self._open) <= barrier
+            and not self._stopping.is_set()
+        ):
+            self._cond.wait(0.5)
 
     def _run(self) -> None:
         self._lower_priority()
@@ -172,8 +205,7 @@ class Scheduler:
                 self._stopping.wait(1.0)
                 continue
             with self._cond:
-                while self.yield_to_interactive and self._interactive > 0 and not self._stopping.is_set():
-                    self._cond.wait(0.5)
+                self._yield_to_interactive()
                 if self._stopping.is_set():
                     return
                 wakeups = self._wakeups
