@@ -136,6 +136,15 @@ def bench_server(data_dir: Path) -> dict[str, Any] | None:
     return bench_server.run(RESULTS)  # type: ignore[no-any-return]
 
 
+def bench_load(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        from benchmarks import bench_load
+    except ImportError:
+        return None
+    print("batch under interactive load ...", flush=True)
+    return bench_load.run(RESULTS)  # type: ignore[no-any-return]
+
+
 def bench_ray(data_dir: Path) -> dict[str, Any] | None:
     try:
         from benchmarks import bench_ray
@@ -188,6 +197,40 @@ def _server_lines(server: dict[str, Any]) -> list[str]:
             f"| {name.replace('_', ' ')} | {_fmt(batch['stage_p50_ms'][name], 1)} | {_fmt(batch['stage_p95_ms'][name], 1)} |"
             for name in stages
         ),
+        "",
+    ]
+
+
+def load_lines(load: dict[str, Any]) -> list[str]:
+    """The section of docs/benchmarks.md for `benchmarks/bench_load.py`'s figures."""
+    idle_batch, idle_query, loaded = load["idle_batch"], load["idle_query"], load["loaded"]
+    during = loaded["query_during_batch"]
+    whole = loaded["query_whole_window"]
+    machine_load = load.get("machine_load_average_1min")
+    machine = (
+        f" Machine load average (1 min): {machine_load['start']} at the start, {machine_load['end']} at the end."
+        if machine_load
+        else ""
+    )
+    return [
+        "## Batch progress under interactive load",
+        "",
+        f"{load['setup']}; `benchmarks/bench_load.py`.{machine}",
+        "",
+        "| | batch images/s | `/query` p50 ms | `/query` p95 ms | answered | 429 | errors |",
+        "|---|---|---|---|---|---|---|",
+        f"| batch alone | {_fmt(idle_batch['images_per_s'])} | | | | | |",
+        f"| clients alone | | {_fmt(idle_query['p50'], 1)} | {_fmt(idle_query['p95'], 1)} | "
+        f"{idle_query['n']} | {idle_query['status_429']} | {idle_query['errors']} |",
+        f"| clients and batch (while the batch ran) | {_fmt(loaded['images_per_s'])} | {_fmt(during['p50'], 1)} | "
+        f"{_fmt(during['p95'], 1)} | {during['n']} | {during['status_429']} | {during['errors']} |",
+        "",
+        f"Batch throughput under load / alone: **{_fmt(load['batch_throughput_ratio'])}** (target "
+        f"{load['targets']['batch_throughput_ratio']}; {loaded['images_done']} of {loaded['images']} images in "
+        f"{_fmt(loaded['elapsed_s'], 1)} s, alone {idle_batch['images']} in {_fmt(idle_batch['elapsed_s'], 1)} s). "
+        f"`/query` during the batch / alone: p50 **{_fmt(load['query_p50_ratio'])}**, p95 "
+        f"**{_fmt(load['query_p95_ratio'])}** (target {load['targets']['query_p95_ratio']}). Errors other than "
+        f"429: {load['errors']}; 429s over the whole {whole['requests']}-request load window: {whole['status_429']}.",
         "",
     ]
 
@@ -268,6 +311,9 @@ def write_doc(report: dict[str, Any]) -> None:
     server = report.get("server")
     if server:
         lines += _server_lines(server)
+    load = report.get("load")
+    if load:
+        lines += load_lines(load)
     ray_report = report.get("ray")
     if ray_report:
         rows = [
@@ -315,6 +361,7 @@ def main() -> None:
         "core": bench_core(data_dir),
     }
     report["server"] = bench_server(data_dir)
+    report["load"] = bench_load(data_dir)
     report["ray"] = bench_ray(data_dir)
     report["elapsed_s"] = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
