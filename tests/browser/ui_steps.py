@@ -146,12 +146,41 @@ _PICTURE_RECT_JS = """(img) => {
 }"""
 
 
-def click_picture(page: Any, selector: str, fx: float, fy: float, modifiers: list[str] | None = None) -> None:
-    """Click at (fx, fy), fractions of the picture as drawn (not of its letterboxed box)."""
+# Records, as the click reaches the page (a capturing listener runs before Gradio's own, in
+# the same dispatch), whether Gradio's Image will send a select event for it: it sends none
+# when the picture's `naturalWidth` is 0 (the click then has no coordinates).
+_WATCH_CLICK_JS = """(selector) => {
+  window.__slClickLoaded = null;
+  document.addEventListener('click', () => {
+    const img = document.querySelector(selector);
+    window.__slClickLoaded = !!img && img.naturalWidth > 0;
+  }, {capture: true, once: true});
+}"""
+_PICTURE_LOADED_JS = "(img) => img.complete && img.naturalWidth > 0"
+
+
+def click_picture(
+    page: Any, selector: str, fx: float, fy: float, modifiers: list[str] | None = None, attempts: int = 10
+) -> None:
+    """Click at (fx, fy), fractions of the picture as drawn (not of its letterboxed box).
+
+    A click that lands while the picture is being replaced (a re-render's new overlay is
+    still loading: Chromium reports `naturalWidth` 0 until it has) gets no coordinates, and
+    Gradio drops it without sending any event; such a click is made again once the new
+    picture has loaded. Whether it was dropped is read from the page at the click itself,
+    so no click is ever sent twice."""
     img = page.locator(selector)
-    rect = img.evaluate(_PICTURE_RECT_JS)
-    position = {"x": rect["x"] + fx * rect["w"], "y": rect["y"] + fy * rect["h"]}
-    img.click(position=position, modifiers=modifiers or [])
+    for _ in range(attempts):
+        page.wait_for_function(
+            f"(() => {{ const i = document.querySelector({json.dumps(selector)}); return i && ({_PICTURE_LOADED_JS})(i); }})()"
+        )
+        rect = img.evaluate(_PICTURE_RECT_JS)
+        page.evaluate(_WATCH_CLICK_JS, selector)
+        position = {"x": rect["x"] + fx * rect["w"], "y": rect["y"] + fy * rect["h"]}
+        img.click(position=position, modifiers=modifiers or [])
+        if page.evaluate("window.__slClickLoaded") is not False:
+            return
+    raise AssertionError(f"every click on {selector} landed while its picture was loading")
 
 
 def picture_colors(
