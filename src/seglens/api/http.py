@@ -43,24 +43,27 @@ class SegLensH11Protocol(H11Protocol):
         super().data_received(data)
 
     def handle_events(self) -> None:
+        if self.conn.their_state is not h11.IDLE:  # a body, or a connection being closed
+            super().handle_events()
+            return
         try:
             pending, _ = self.conn.trailing_data
         except Exception:  # an h11 without trailing_data: keep uvicorn's behaviour
             super().handle_events()
             return
-        if (
-            len(pending) > MAX_HEAD_BYTES
-            and self.conn.their_state is h11.IDLE
-            and b"\r\n\r\n" not in pending
-            and b"\n\n" not in pending
-        ):
-            self._refuse_head(pending)
-            return
+        if len(pending) > MAX_HEAD_BYTES:
+            # h11 limits only a head still incomplete; one that arrives whole in a single
+            # read could be any size. The same limit for both.
+            end = pending.find(b"\r\n\r\n")
+            end = pending.find(b"\n\n") if end < 0 else end
+            if end < 0 or end > MAX_HEAD_BYTES:
+                self._refuse_head(pending)
+                return
         super().handle_events()
 
     def _refuse_head(self, pending: bytes) -> None:
-        line_ended = b"\n" in pending[: MAX_HEAD_BYTES + 2]
-        if line_ended:
+        line_end = pending.find(b"\n")
+        if 0 <= line_end <= MAX_HEAD_BYTES:
             status, reason, code = 431, b"Request Header Fields Too Large", "headers_too_large"
             message = f"the request's headers are longer than the limit of {MAX_HEAD_BYTES:,} bytes"
         else:
