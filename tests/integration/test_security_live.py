@@ -177,8 +177,9 @@ def test_every_ui_route_needs_the_login_and_health_is_open(server):
         ("POST", "/ui/gradio_api/call/upload"),
         ("GET", "/ui/gradio_api/info"),
     ]:
-        response = anonymous.request(method, path, json={"data": [[_file("/etc/hostname")]]})
-        assert response.status_code == 401, (method, path, response.text)
+        # streamed: an open heartbeat never ends, only its status is read
+        with anonymous.stream(method, path, json={"data": [[_file("/etc/hostname")]]}) as response:
+            assert response.status_code == 401, (method, path)
     assert anonymous.get("/ui/").status_code == 200  # the login page
     health = anonymous.get("/api/v1/health")
     assert health.status_code == 200 and set(health.json()) == {"status", "version"}

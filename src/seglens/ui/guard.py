@@ -30,9 +30,7 @@ __all__ = ["PUBLIC_PATHS", "PUBLIC_PREFIXES", "UiTokenGate", "protect_ui"]
 # submit the login page. Only GET/HEAD, except the login form's POST.
 PUBLIC_PATHS = frozenset({"", "/", "/login", "/login/", "/theme.css", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/")
-_MESSAGE = (
-    "the web UI needs the token: log in on the page, or send 'Authorization: Bearer <SEGLENS_API_TOKEN>'"
-)
+_MESSAGE = "the web UI needs the token: log in on the page (any user name, the token as the password)"
 
 
 class UiTokenGate:
@@ -84,7 +82,6 @@ class UiTokenGate:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
                 ],
             }
         )
