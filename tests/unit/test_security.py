@@ -341,3 +341,24 @@ def test_user_info_without_a_key_is_sent_as_basic_and_never_logged(log_stream):
     assert "HTTP Request" in text and "LLM request failed" in text
     for secret in ("url-pass-6", "query-key-6", basic):
         assert secret not in text, secret
+
+
+def test_the_ui_says_a_token_is_needed_when_health_gives_no_details(tmp_path):
+    """A UI started without the token gets the open health answer (status and version):
+    it says what is missing instead of showing an empty status line."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from seglens.ui.app import build_ui
+
+    def backend(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"status": "ready", "version": "0.1.0"})
+
+    client = ApiClient("http://backend.test", transport=httpx.MockTransport(backend))
+    app = gr.mount_gradio_app(
+        FastAPI(), build_ui("http://backend.test", client=client, scratch=tmp_path), "/ui"
+    )
+    with TestClient(app) as http:
+        event = http.post("/ui/gradio_api/call/check_health", json={"data": []}).json()["event_id"]
+        answer = http.get(f"/ui/gradio_api/call/check_health/{event}").text
+    assert "needs a token" in answer and "None" not in answer

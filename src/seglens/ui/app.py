@@ -132,6 +132,9 @@ def build_ui(
                     status: "",
                     tiny: warning_html(ctx.describe(error, session)),
                 }
+            if "profile" not in health:
+                # /health answers everyone, with only status and version without the token.
+                return {status: "", tiny: warning_html(t(session.lang, "needs_token", url=client.base_url))}
             session.meaningless = bool(health.get("meaningless"))
             session.warning = health.get("warning")
             session.profile = health.get("profile")
