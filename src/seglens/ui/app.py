@@ -372,7 +372,7 @@ def mount_ui(
 ) -> FastAPI:
     """Mount the UI on `app` at `path`. With a token, the UI asks for it as the password
     (any user name), since it can do everything the API can, and every route under `path`
-    needs the token or a logged-in session (`seglens.ui.guard`). Appends to
+    but the login page needs that login (`seglens.ui.guard`). Appends to
     ``app.state.on_stop`` the callables a server runs when it starts to stop."""
     demo = build_ui(api_url, token=token, scratch=scratch, profiles=profiles)
     mounted = gr.mount_gradio_app(
