@@ -208,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         request = self._record(raw)
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        if not self.path.partition("?")[0].rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "fake_error"}})
             return
         fake = self.server.fake
@@ -368,4 +368,6 @@ class FakeOpenAI:
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         with self._lock:
-            return [r for r in self.requests if r.path.rstrip("/").endswith("/chat/completions")]
+            return [
+                r for r in self.requests if r.path.partition("?")[0].rstrip("/").endswith("/chat/completions")
+            ]

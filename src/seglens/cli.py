@@ -432,7 +432,11 @@ def ui_command(
     if not api_url.startswith(("http://", "https://")):
         raise _fail(f"--api-url must start with http:// or https://, got {api_url!r}", EXIT_USAGE)
     typer.echo(f"SegLens UI on http://{host}:{port}/ui, talking to {api_url}")
-    uvicorn.run(create_ui_app(api_url, token=token), host=host, port=port, log_level="warning")
+    from seglens.api.server import run_uvicorn
+
+    run_uvicorn(
+        uvicorn.Config(create_ui_app(api_url, token=token), host=host, port=port, log_level="warning")
+    )
 
 
 def main() -> None:

@@ -52,8 +52,10 @@ def finished_job(server):
 
 def test_token_is_required_on_every_api_route_and_nowhere_else(server):
     anonymous = httpx.Client(base_url=server.url, timeout=30)
-    assert anonymous.get("/api/v1/health").status_code == 401
-    assert anonymous.get("/api/v1/health", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert anonymous.get("/api/v1/images").status_code == 401
+    assert anonymous.get("/api/v1/images", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    # the liveness check is open, with only status and version
+    assert set(anonymous.get("/api/v1/health").json()) == {"status", "version"}
     assert (
         anonymous.post("/api/v1/images", files=[("files", ("a.jpg", b"x", "image/jpeg"))]).status_code == 401
     )

@@ -43,7 +43,8 @@ many (`/jobs`, a persistent queue that survives restarts), refine masks with cli
 (`/images/{id}/prompt`) and search every region processed so far (`/search`).
 
 Errors are `{"error": {"code": "...", "message": "..."}}`. When the server has
-`SEGLENS_API_TOKEN`, every route needs `Authorization: Bearer <token>`.
+`SEGLENS_API_TOKEN`, every route needs `Authorization: Bearer <token>`, except
+`GET /health`, which answers everyone with only `status` and `version`.
 """
 
 
@@ -85,7 +86,12 @@ def create_app(
     install_error_handlers(app)
     # Added innermost first: CORS (outermost) → request context → token → the app.
     if settings.api_token is not None:
-        app.add_middleware(BearerAuthMiddleware, token=settings.api_token, prefix=f"{API_PREFIX}/")
+        app.add_middleware(
+            BearerAuthMiddleware,
+            token=settings.api_token,
+            prefix=f"{API_PREFIX}/",
+            open_paths=frozenset({f"{API_PREFIX}/health"}),
+        )
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -97,8 +103,10 @@ def create_app(
         )
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=responses(401))
-    for module in (health, images, jobs, interactive, history, assistant):
+    for module in (images, jobs, interactive, history, assistant):
         api.include_router(module.router)
+    # Open for liveness probes; it tells the details only to a request with the token.
+    app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(api)
 
     @app.get("/", include_in_schema=False)

@@ -26,6 +26,7 @@ __all__ = [
     "JobPage",
     "JobParamsIn",
     "JobStatsOut",
+    "LivenessOut",
     "MatchOut",
     "PromptIn",
     "PromptOut",
@@ -92,6 +93,16 @@ class HealthOut(_Out):
     warning: str | None
     load_error: str | None
     queue: QueueOut
+
+
+class LivenessOut(_Out):
+    """What ``GET /health`` tells a client without the token (a load balancer, a container
+    runtime's liveness probe): that the server answers, and its version."""
+
+    status: Literal["idle", "loading", "ready", "error"] = Field(
+        description="`ready` once the models are loaded; the details need the token."
+    )
+    version: str
 
 
 # -- images --------------------------------------------------------------------------------

@@ -28,18 +28,29 @@ def token_matches(authorization: str | None, expected: SecretStr) -> bool:
 
 
 class BearerAuthMiddleware:
-    """401 for any request under `prefix` without the token (CORS preflights pass)."""
+    """401 for any request under `prefix` without the token (CORS preflights pass, and so
+    do GET and HEAD requests for a path in `open_paths`, whose handler decides what an
+    anonymous client may see)."""
 
-    def __init__(self, app: ASGIApp, *, token: SecretStr, prefix: str = "/api/"):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: SecretStr,
+        prefix: str = "/api/",
+        open_paths: frozenset[str] = frozenset(),
+    ):
         self.app = app
         self.token = token
         self.prefix = prefix
+        self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] != "http"
             or not scope["path"].startswith(self.prefix)
             or scope["method"] == "OPTIONS"
+            or (scope["method"] in ("GET", "HEAD") and scope["path"] in self.open_paths)
         ):
             await self.app(scope, receive, send)
             return

@@ -15,6 +15,7 @@ answer has started streaming nothing is retried (the user has already seen part 
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import logging
@@ -24,6 +25,7 @@ import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from seglens.llm.config import LLMConfig
 from seglens.llm.errors import (
@@ -133,6 +135,25 @@ class _PartialCall:
             else:
                 error = "arguments are not a JSON object"
         return ToolCall(self.id or f"call_{index}", self.name, arguments, raw, error)
+
+
+def _split_base_url(url: str, *, keyed: bool) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The SDK's base URL without user-info or query string, the query as default query
+    parameters (sent on every request, after the path), and the headers to add.
+
+    The SDK appends ``chat/completions`` to the base URL's text, so a query string in it
+    ended up before the path (``...?api_key=KEYchat/completions``); and httpx turned
+    user-info into a Basic Authorization header that replaced the Bearer key. Now the
+    API key, when one is set, is always the credential (``Bearer``); user-info is sent as
+    HTTP Basic only when no key is set (a proxy that wants a password)."""
+    parts = urlsplit(url)
+    headers: dict[str, str] = {}
+    if (parts.username or parts.password) and not keyed:
+        pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+        headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")), query, headers
 
 
 def _retry_after_s(headers: Mapping[str, str] | None) -> float | None:
@@ -317,9 +338,12 @@ class LLMClient:
                     ) from None
                 cfg = self.config
                 key = cfg.api_key.get_secret_value() if cfg.api_key is not None else _NO_KEY
+                base_url, query, headers = _split_base_url(cfg.base_url, keyed=cfg.api_key is not None)
                 self._sdk = openai.OpenAI(
                     api_key=key,
-                    base_url=cfg.base_url,
+                    base_url=base_url,
+                    default_query=query or None,
+                    default_headers=headers or None,
                     timeout=openai.Timeout(cfg.timeout_s, connect=min(cfg.connect_timeout_s, cfg.timeout_s)),
                     max_retries=0,
                 )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import re
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import SecretStr
 
@@ -17,6 +19,7 @@ DEFAULT_MODEL = "deepseek-chat"
 # Hosted endpoints refuse every request without a key, so without one the LLM counts as
 # off; any other URL (Ollama, vLLM, llama.cpp on a LAN) may run without a key.
 HOSTED_HOSTS = frozenset({"api.deepseek.com", "api.openai.com"})
+_SECRET_NAME = re.compile(r"(?i)key|token|secret|sig|auth|pass")
 
 
 @dataclass(frozen=True)
@@ -114,9 +117,13 @@ class LLMConfig:
         return redact_url(self.base_url)
 
     def secrets(self) -> tuple[str, ...]:
-        """Strings that must never leave in a message (the key, if any)."""
+        """Strings that must never leave in a message: the key, and the password (also
+        as its Basic header) and key-like query values of the base URL."""
         found = [self.api_key.get_secret_value()] if self.api_key is not None else []
-        password = urlsplit(self.base_url).password
-        if password:
-            found.append(password)
+        parts = urlsplit(self.base_url)
+        if parts.password:
+            found += [parts.password, unquote(parts.password)]
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password)}"
+            found.append(base64.b64encode(pair.encode()).decode())  # as sent in a Basic header
+        found += [v for k, v in parse_qsl(parts.query) if _SECRET_NAME.search(k)]
         return tuple(found)

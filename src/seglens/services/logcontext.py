@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timezone
-from typing import Any
+from typing import IO, Any
+
+from seglens.services.redaction import RedactingFormatter
 
 __all__ = ["JsonFormatter", "bind", "configure_logging", "current"]
 
@@ -54,13 +56,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Route every logger (uvicorn's included) to stderr, as JSON lines or plain text."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+def configure_logging(
+    level: str = "info", fmt: str = "json", *, secrets: Iterable[str] = (), stream: IO[str] | None = None
+) -> None:
+    """Route every logger (uvicorn's, httpx's and gradio's included) to `stream` (stderr),
+    as JSON lines or plain text, with credentials redacted from every line: the literal
+    `secrets` and anything that looks like one (`seglens.services.redaction`)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    inner = (
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    handler.setFormatter(RedactingFormatter(inner, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -20,12 +20,14 @@ from seglens.ui.assistant import AssistantUI
 from seglens.ui.camera import CAPTURE_JS, STREAM_EVERY_S, CameraHandlers
 from seglens.ui.client import ApiClient, ApiError
 from seglens.ui.context import UiContext
+from seglens.ui.guard import protect_ui
 from seglens.ui.i18n import LANGUAGES, Translator, pick_language, t
 from seglens.ui.jobs import JobHandlers
 from seglens.ui.logs import LogHandlers
 from seglens.ui.results import Renderer
 from seglens.ui.segmentation import SegmentationLayout
 from seglens.ui.state import Session
+from seglens.ui.uploads import UploadedFiles
 from seglens.ui.views import notice_html, warning_html
 
 __all__ = ["CSS", "UI_PATH", "build_ui", "create_ui_app", "mount_ui", "redirect_home"]
@@ -81,6 +83,7 @@ def build_ui(
     profiles = profiles if profiles is not None else _profiles(client)
     tr = Translator()
     with gr.Blocks(title="SegLens", fill_width=True) as demo:
+        ctx.uploads = UploadedFiles.of(demo)
         session = gr.State(Session())
         # The language switch sits on the left: notices pop up on the right.
         with gr.Row(elem_id="sl-header"):
@@ -129,6 +132,9 @@ def build_ui(
                     status: "",
                     tiny: warning_html(ctx.describe(error, session)),
                 }
+            if "profile" not in health:
+                # /health answers everyone, with only status and version without the token.
+                return {status: "", tiny: warning_html(t(session.lang, "needs_token", url=client.base_url))}
             session.meaningless = bool(health.get("meaningless"))
             session.warning = health.get("warning")
             session.profile = health.get("profile")
@@ -365,9 +371,11 @@ def mount_ui(
     profiles: list[str] | None = None,
 ) -> FastAPI:
     """Mount the UI on `app` at `path`. With a token, the UI asks for it as the password
-    (any user name), since it can do everything the API can."""
+    (any user name), since it can do everything the API can, and every route under `path`
+    but the login page needs that login (`seglens.ui.guard`). Appends to
+    ``app.state.on_stop`` the callables a server runs when it starts to stop."""
     demo = build_ui(api_url, token=token, scratch=scratch, profiles=profiles)
-    return gr.mount_gradio_app(
+    mounted = gr.mount_gradio_app(
         app,
         demo,
         path=path,
@@ -379,6 +387,22 @@ def mount_ui(
         ssr_mode=False,
         allowed_paths=[],
     )
+    # Gradio checks that every file a browser names as an input (a gr.File, the camera's
+    # gr.Image, a chat message's file) was uploaded to it, but only once the Blocks "has
+    # launched", which `launch()` records and `mount_gradio_app` does not: mounted, any
+    # path on the disk was copied into the cache and handed to the handler. Record it.
+    demo.has_launched = True
+    gradio_app = protect_ui(mounted, path, token)
+    # Gradio's heartbeat streams end when its stop event is set, which only `Blocks.close`
+    # does; the server sets it as soon as it starts to stop (`seglens.api.server`), so an
+    # open browser tab no longer holds a shutdown for the whole grace period.
+    stop_event = getattr(gradio_app, "stop_event", None)
+    if stop_event is not None:
+        hooks = getattr(mounted.state, "on_stop", None)
+        if not isinstance(hooks, list):
+            hooks = mounted.state.on_stop = []
+        hooks.append(stop_event.set)
+    return mounted
 
 
 def redirect_home(app: FastAPI, path: str = UI_PATH) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import httpx
 __all__ = ["API_PREFIX", "ApiClient", "ApiError", "SseEvent", "iter_sse"]
 
 API_PREFIX = "/api/v1"
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 # One line per request at INFO would drown the server's own logs when the UI is mounted.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 Json = dict[str, Any]
@@ -89,6 +91,17 @@ def iter_sse(lines: Iterator[str]) -> Iterator[SseEvent]:
         except ValueError:
             payload = text
         yield SseEvent(name, payload)
+
+
+def _seg(value: object) -> str:
+    """`value` as one URL path segment, or a 404 `ApiError` when it is not a plain id
+    (letters, digits, ``._-``, not starting with a dot). Ids can come from the browser (a
+    table row, a picked conversation); the server decodes ``%2F`` before routing, so
+    quoting would not stop one from naming another route: refusing does."""
+    text = str(value)
+    if not _ID.fullmatch(text):
+        raise ApiError(404, "not_found", "no such item")
+    return text
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -210,13 +223,13 @@ class ApiClient:
             raise
 
     def image(self, image_id: str) -> Json:
-        return self._json("GET", f"/images/{image_id}")
+        return self._json("GET", f"/images/{_seg(image_id)}")
 
     def thumbnail(self, image_id: str) -> bytes:
-        return self._send("GET", f"/images/{image_id}/thumbnail").content
+        return self._send("GET", f"/images/{_seg(image_id)}/thumbnail").content
 
     def image_file(self, image_id: str) -> bytes:
-        return self._send("GET", f"/images/{image_id}/file").content
+        return self._send("GET", f"/images/{_seg(image_id)}/file").content
 
     # -- jobs ----------------------------------------------------------------------------
     def create_job(self, image_ids: Sequence[str], query: str, params: Mapping[str, Any]) -> Json:
@@ -224,7 +237,7 @@ class ApiClient:
         return self._json("POST", "/jobs", json=body)
 
     def job(self, job_id: str) -> Json:
-        return self._json("GET", f"/jobs/{job_id}")
+        return self._json("GET", f"/jobs/{_seg(job_id)}")
 
     def jobs(self, *, limit: int = 50, status: str | None = None) -> Json:
         params: dict[str, Any] = {"limit": limit}
@@ -233,36 +246,36 @@ class ApiClient:
         return self._json("GET", "/jobs", params=params)
 
     def cancel_job(self, job_id: str) -> Json:
-        return self._json("POST", f"/jobs/{job_id}/cancel")
+        return self._json("POST", f"/jobs/{_seg(job_id)}/cancel")
 
     def resume_job(self, job_id: str) -> Json:
-        return self._json("POST", f"/jobs/{job_id}/resume")
+        return self._json("POST", f"/jobs/{_seg(job_id)}/resume")
 
     def delete_image(self, image_id: str) -> None:
-        self._send("DELETE", f"/images/{image_id}")
+        self._send("DELETE", f"/images/{_seg(image_id)}")
 
     def delete_job(self, job_id: str) -> None:
-        self._send("DELETE", f"/jobs/{job_id}")
+        self._send("DELETE", f"/jobs/{_seg(job_id)}")
 
     def job_events(self, job_id: str) -> Iterator[SseEvent]:
         """``progress`` events with the job, then ``end`` once it is finished."""
-        return self._stream("GET", f"/jobs/{job_id}/events")
+        return self._stream("GET", f"/jobs/{_seg(job_id)}/events")
 
     def results(self, job_id: str, *, status: str | None = None, limit: int = 1000, offset: int = 0) -> Json:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
-        return self._json("GET", f"/jobs/{job_id}/results", params=params)
+        return self._json("GET", f"/jobs/{_seg(job_id)}/results", params=params)
 
     def image_log(self, job_id: str, image_id: str) -> Json:
-        return self._json("GET", f"/jobs/{job_id}/images/{image_id}/log")
+        return self._json("GET", f"/jobs/{_seg(job_id)}/images/{_seg(image_id)}/log")
 
     def stats(self, job_id: str) -> Json:
-        return self._json("GET", f"/jobs/{job_id}/stats")
+        return self._json("GET", f"/jobs/{_seg(job_id)}/stats")
 
     def export(self, job_id: str, fmt: str) -> tuple[str, bytes]:
         """(file name, bytes) of ``coco``, ``csv``, ``masks`` or ``overlays``."""
-        response = self._send("GET", f"/jobs/{job_id}/export", params={"format": fmt})
+        response = self._send("GET", f"/jobs/{_seg(job_id)}/export", params={"format": fmt})
         return _filename(response, f"seglens-{job_id[:8]}-{fmt}"), response.content
 
     # -- interactive ---------------------------------------------------------------------
@@ -274,7 +287,7 @@ class ApiClient:
         self, image_id: str, points: Sequence[Sequence[float]], boxes: Sequence[Sequence[float]] = ()
     ) -> Json:
         body = {"points": [list(p) for p in points], "boxes": [list(b) for b in boxes]}
-        return self._json("POST", f"/images/{image_id}/prompt", json=body)
+        return self._json("POST", f"/images/{_seg(image_id)}/prompt", json=body)
 
     def search(self, query: str, *, limit: int = 50, threshold: float = 0.0) -> Json:
         params = {"query": query, "limit": limit, "threshold": threshold}
@@ -323,17 +336,17 @@ class ApiClient:
         return self._json("GET", "/assistant/conversations", params=params)
 
     def conversation(self, conversation_id: str) -> Json:
-        return self._json("GET", f"/assistant/conversations/{conversation_id}")
+        return self._json("GET", f"/assistant/conversations/{_seg(conversation_id)}")
 
     def delete_conversation(self, conversation_id: str) -> None:
-        self._send("DELETE", f"/assistant/conversations/{conversation_id}")
+        self._send("DELETE", f"/assistant/conversations/{_seg(conversation_id)}")
 
     def clear_conversations(self) -> None:
         self._send("DELETE", "/assistant/conversations")
 
     def export_conversation(self, conversation_id: str, fmt: str = "md") -> tuple[str, bytes]:
         response = self._send(
-            "GET", f"/assistant/conversations/{conversation_id}/export", params={"format": fmt}
+            "GET", f"/assistant/conversations/{_seg(conversation_id)}/export", params={"format": fmt}
         )
         return _filename(response, f"conversation-{conversation_id[:8]}.{fmt}"), response.content
 

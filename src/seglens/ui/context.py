@@ -7,7 +7,7 @@ import hashlib
 import io
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +16,19 @@ from PIL import Image
 from seglens.ui.client import ApiClient, ApiError
 from seglens.ui.i18n import t
 from seglens.ui.state import ImageEntry, Session
+from seglens.ui.uploads import UploadedFiles
 
 __all__ = ["UiContext"]
 
 
 @dataclass
 class UiContext:
+    """`uploads` reads the files the browser uploaded (and nothing else); `build_ui` sets it
+    to the Blocks' own record of uploads. The default refuses every path."""
+
     client: ApiClient
     scratch: Path
+    uploads: UploadedFiles = field(default_factory=UploadedFiles)
 
     @classmethod
     def create(cls, client: ApiClient, scratch: Path | None = None) -> UiContext:

@@ -18,6 +18,7 @@ from seglens.ui.i18n import t
 from seglens.ui.results import Renderer, compose_query
 from seglens.ui.segmentation import SegmentationLayout
 from seglens.ui.state import ResultEntry, Session
+from seglens.ui.uploads import NotUploadedError
 from seglens.ui.views import batch_caption, batch_table, notice_html, progress_html
 
 __all__ = ["JobHandlers"]
@@ -67,21 +68,25 @@ class JobHandlers:
         return problems
 
     def upload(self, session: Session, paths: list[str] | None) -> Iterator[dict[Any, Any]]:
-        """One request per file, so thumbnails and info appear as each file arrives."""
+        """One request per file, so thumbnails and info appear as each file arrives. Only
+        files Gradio's upload route received are read (`UploadedFiles`)."""
         problems: list[str] = []
         unreachable = False
         for path in paths or []:
-            name = Path(path).name
+            data: bytes | None = None
             try:
-                data = Path(path).read_bytes()
-                problems += self.add_files(session, [(name, data)])
+                data = self.ctx.uploads.read(path)
+            except NotUploadedError:
+                # One message for every refused path: it must not tell what is on the disk.
+                problems.append(t(session.lang, "not_uploaded"))
+            try:
+                if data is not None:
+                    problems += self.add_files(session, [(Path(path).name, data)])
             except ApiError as error:
                 problems.append(self.ctx.describe(error, session))
                 if error.unreachable or error.code == "backend_timeout":
                     unreachable = True
                     break
-            except OSError as error:
-                problems.append(t(session.lang, "rejected", name=name, message=str(error)))
             yield {**self.batch_outputs(session), self.notice: self._notice(problems)}
         for problem in problems:
             gr.Warning(problem)
