@@ -121,7 +121,10 @@ def test_model_loads_in_several_threads_run_one_at_a_time(monkeypatch, tmp_path)
             inside[0] -= 1
         return model_id
 
-    resolved = SimpleNamespace(kind="proposer", loader="x:y", path=tmp_path, model_id="m", meaningless=True)
+    # kind "test": no protocol check on what the loader returns
+    resolved = SimpleNamespace(
+        kind="test", name="m", spec=None, needs_torch=False, loader="x:y", path=tmp_path, model_id="m", meaningless=True
+    )
     monkeypatch.setattr(loading, "resolve_model", lambda *a, **k: resolved)
     monkeypatch.setattr(loading, "resolve_callable", lambda name: slow_loader)
     threads = [

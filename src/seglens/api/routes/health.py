@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from seglens import __version__
 from seglens.api.deps import RuntimeDep
-from seglens.api.schemas import HealthOut, QueueOut
+from seglens.api.schemas import HealthOut, LoadingOut, QueueOut
 
 router = APIRouter(tags=["health"])
 
@@ -14,7 +14,8 @@ router = APIRouter(tags=["health"])
 @router.get("/health", summary="Server status, loaded models, device and queue depth")
 def read_health(runtime: RuntimeDep) -> HealthOut:
     """`status` is `ready` once the models are loaded. With the `tiny` profile,
-    `meaningless` is true and `warning` says that results mean nothing."""
+    `meaningless` is true and `warning` says that results mean nothing. While the models
+    load, `loading` says which ones and how far their downloads are."""
     report = runtime.health()
     return HealthOut(
         status=report.status,
@@ -25,6 +26,10 @@ def read_health(runtime: RuntimeDep) -> HealthOut:
         meaningless=report.meaningless,
         warning=report.warning,
         load_error=report.load_error,
+        loading=[
+            LoadingOut(name=m.name, phase=m.phase, bytes_done=m.bytes_done, bytes_total=m.bytes_total)
+            for m in report.loading
+        ],
         queue=QueueOut(
             depth=report.queue_depth,
             jobs=report.jobs,
