@@ -201,7 +201,7 @@ def test_a_plugin_that_fails_to_register_is_named_when_its_model_is_asked_for(mo
     monkeypatch.setattr(registry, "_PLUGINS_LOADED", False)
     monkeypatch.setattr(registry, "_PLUGIN_ERRORS", {})
     with pytest.raises(
-        ModelNotAvailableError, match="broken-plugin: InvalidModelSpec.*say where the weights"
+        ModelNotAvailableError, match=r"broken-plugin: InvalidModelSpec.*say where the weights"
     ):
         get_model("half-made")
     assert "broken-plugin" in registry.plugin_errors()
@@ -246,7 +246,7 @@ def test_a_loader_that_returns_no_proposer_is_a_clear_error(monkeypatch, tmp_pat
     )
     monkeypatch.setattr(loading, "resolve_model", lambda *a, **k: resolved)
     monkeypatch.setattr(loading, "resolve_callable", lambda name: lambda path, device: object())
-    with pytest.raises(TypeError, match="not a RegionProposer .*missing: .*model_id.*propose"):
+    with pytest.raises(TypeError, match=r"not a RegionProposer .*missing: .*model_id.*propose"):
         loading.load_model("m", tmp_path)
 
 
