@@ -92,9 +92,8 @@ class ResolvedModel:
         spec = self.spec
         if spec is not None and spec.source == "hub" and spec.revision:
             return f"{spec.name}@{spec.revision[:12]}"
-        if spec is not None and spec.source == "none":
-            return f"{spec.name}@{spec.revision or 'no-weights'}"
-        assert self.path is not None  # only "none" specs have no path (checked above)
+        if (spec is not None and spec.source == "none") or self.path is None:
+            return f"{self.name}@{(spec.revision if spec else None) or 'no-weights'}"
         stamp = _stamp_of(self.path)
         if stamp:
             return f"{self.name}@{stamp}"
@@ -375,7 +374,8 @@ def pull_model(name: str, *, quiet: bool = False) -> Path:
 def _download(spec: ModelSpec, progress_class: type[Any]) -> Path:
     from huggingface_hub import errors, snapshot_download
 
-    assert spec.repo_id is not None  # pull_model checked the source
+    if spec.repo_id is None:
+        raise ModelNotAvailableError(f"model {spec.name!r} is not a hub model")
     try:
         return Path(
             snapshot_download(
