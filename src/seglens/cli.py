@@ -338,7 +338,9 @@ def models_list() -> None:
 
     typer.echo("MODELS")
     for spec in list_models():
-        source = f"{spec.repo_id}@{spec.revision[:10]}" if spec.repo_id and spec.revision else "built locally"
+        sources = {"built": "built locally", "none": "needs no weights"}
+        hub = f"{spec.repo_id}@{(spec.revision or 'main')[:10]}"
+        source = hub if spec.source == "hub" else sources[spec.source]
         typer.echo(f"  {spec.name:<24} {spec.kind:<9} {source:<50} {spec.description}")
     typer.echo("PROFILES")
     for p in list_profiles():

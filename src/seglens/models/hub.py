@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -374,6 +375,8 @@ def pull_model(name: str, *, quiet: bool = False) -> Path:
 def _download(spec: ModelSpec, progress_class: type[Any]) -> Path:
     from huggingface_hub import errors, snapshot_download
 
+    # One line per HTTP request would drown the progress bar in the server's log.
+    logging.getLogger("httpx2").setLevel(logging.WARNING)
     if spec.repo_id is None:
         raise ModelNotAvailableError(f"model {spec.name!r} is not a hub model")
     try:
