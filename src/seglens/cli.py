@@ -413,6 +413,8 @@ def _check_models(settings: Settings) -> None:
         pending = check_available(names, allow_download=settings.allow_download)
     except ModelNotAvailableError as error:
         raise _fail(str(error), EXIT_MODEL) from None
+    except KeyError as error:
+        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
     if pending:
         typer.echo(
             f"first start of profile {settings.profile}: downloading {', '.join(pending)} "
