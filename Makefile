@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-export HF_HUB_OFFLINE ?= 1
 export SEGLENS_DATA_DIR ?= $(CURDIR)/data
+# Tests, CI and benchmarks never touch the network (the hub tests serve a loopback hub);
+# `make run` and the CLI download models from the Hugging Face hub on first use.
+OFFLINE := HF_HUB_OFFLINE=1
 
-.PHONY: venv run test test-fast test-ray lint bench browser-deps clean
+.PHONY: venv run doctor test test-fast test-ray lint bench browser-deps clean
 
 venv: $(STAMP)
 
@@ -27,19 +29,26 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
 
+# A real profile (cpu-fast unless SEGLENS_PROFILE says otherwise): its weights download on
+# first start, with progress here and in the UI's status line. Without network it stops
+# within seconds and says what to do (e.g. `SEGLENS_PROFILE=tiny make run`, random weights).
 run: venv
-	$(BIN)/seglens serve --profile $${SEGLENS_PROFILE:-tiny}
+	$(BIN)/seglens serve --profile $${SEGLENS_PROFILE:-cpu-fast}
+
+# What is wrong when `make run` does not work: models, device, hub, disk, LLM.
+doctor: venv
+	$(BIN)/seglens doctor --profile $${SEGLENS_PROFILE:-cpu-fast}
 
 test: venv browser-deps
-	$(BIN)/python -m pytest -q
+	$(OFFLINE) $(BIN)/python -m pytest -q
 
 test-fast: venv
-	$(BIN)/python -m pytest -q -m "not slow and not browser"
+	$(OFFLINE) $(BIN)/python -m pytest -q -m "not slow and not browser"
 
 # The Ray executor and headless batch suites alone (they start a local Ray cluster; the
 # Ray tests are also selectable with -m ray).
 test-ray: venv
-	$(BIN)/python -m pytest -q tests/integration/test_ray_executor.py tests/integration/test_batch_cli.py
+	$(OFFLINE) $(BIN)/python -m pytest -q tests/integration/test_ray_executor.py tests/integration/test_batch_cli.py
 
 lint: venv
 	$(BIN)/ruff check src tests benchmarks
@@ -47,7 +56,7 @@ lint: venv
 	$(BIN)/mypy
 
 bench: venv
-	$(BIN)/python -m benchmarks.run
+	$(OFFLINE) $(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -112,6 +112,8 @@ class OracleEmbedder:
     logit_bias: float = 0.0
     score_kind: str = "softmax"
     language: str = "en"
+    input_size: int | None = None
+    image_batch_size: int = 32
     image_calls: int = 0
     text_calls: int = 0
 

@@ -1,5 +1,5 @@
 """Command line: ``seglens segment``, ``seglens batch``, ``seglens models list|pull``,
-``seglens serve``, ``seglens ui``.
+``seglens serve``, ``seglens ui``, ``seglens doctor``.
 
 Exit codes: 0 success; 1 some inputs failed (each named on one line, the rest processed);
 2 bad usage; 3 a model is not available.
@@ -338,7 +338,9 @@ def models_list() -> None:
 
     typer.echo("MODELS")
     for spec in list_models():
-        source = f"{spec.repo_id}@{spec.revision[:10]}" if spec.repo_id and spec.revision else "built locally"
+        sources = {"built": "built locally", "none": "needs no weights"}
+        hub = f"{spec.repo_id}@{(spec.revision or 'main')[:10]}"
+        source = hub if spec.source == "hub" else sources[spec.source]
         typer.echo(f"  {spec.name:<24} {spec.kind:<9} {source:<50} {spec.description}")
     typer.echo("PROFILES")
     for p in list_profiles():
@@ -347,18 +349,78 @@ def models_list() -> None:
 
 @models_app.command("pull")
 def models_pull(
-    name: Annotated[str, typer.Argument(help="A model name from `seglens models list`.")],
+    names: Annotated[
+        list[str], typer.Argument(metavar="NAME", help="Model or profile names from `seglens models list`.")
+    ],
 ) -> None:
-    """Download a model's pinned revision into the Hugging Face cache (progress bar)."""
+    """Download models' pinned revisions into the Hugging Face cache (progress on stderr);
+    a profile name pulls its models. Run it again after an interruption to continue."""
     from seglens.models.hub import ModelNotAvailableError, pull_model
+    from seglens.models.registry import get_model, get_profile
 
+    wanted: list[str] = []
     try:
-        path = pull_model(name)
+        for name in names:
+            try:
+                profile = get_profile(name)
+                wanted += [profile.proposer, profile.embedder]
+            except KeyError:
+                get_model(name)
+                wanted.append(name)
+        for name in dict.fromkeys(wanted):
+            if get_model(name).source != "hub":
+                typer.echo(f"{name}: built locally on first use, nothing to download")
+                continue
+            typer.echo(f"{name}: {pull_model(name)}")
     except KeyError as error:
         raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
     except ModelNotAvailableError as error:
         raise _fail(str(error), EXIT_MODEL) from None
-    typer.echo(f"{name}: {path}")
+
+
+@app.command()
+def doctor(
+    profile: Annotated[
+        str | None, typer.Option(help="Check this profile (default: SEGLENS_PROFILE).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the setup: profile, models present or absent (with sizes), device, hub,
+    data directory and free disk, assistant LLM; each problem with its fix. Exit code 1
+    when something will not work."""
+    from seglens.services.doctor import run_checks
+
+    settings = _settings(profile=profile, data_dir=data_dir)
+    marks = {"ok": "ok  ", "warn": "note", "fail": "FAIL"}
+    checks = run_checks(settings)
+    for check in checks:
+        typer.echo(f"{marks[check.status]}  {check.topic:<28} {check.detail}")
+        if check.fix and check.status != "ok":
+            typer.echo(f"      {'':<28} fix: {check.fix}")
+    failed = [c.topic for c in checks if c.status == "fail"]
+    if failed:
+        typer.echo(f"{len(failed)} problem(s): {', '.join(failed)}", err=True)
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+def _check_models(settings: Settings) -> None:
+    """Refuse to start within seconds when a model is missing and cannot be downloaded."""
+    from seglens.models.hub import ModelNotAvailableError, check_available
+
+    spec = _profile(settings.profile)
+    names = [settings.proposer or spec.proposer, settings.embedder or spec.embedder]
+    try:
+        pending = check_available(names, allow_download=settings.allow_download)
+    except ModelNotAvailableError as error:
+        raise _fail(str(error), EXIT_MODEL) from None
+    except KeyError as error:
+        raise _fail(str(error).strip("'\""), EXIT_USAGE) from None
+    if pending:
+        typer.echo(
+            f"first start of profile {settings.profile}: downloading {', '.join(pending)} "
+            "(progress below and in the web UI's status line)",
+            err=True,
+        )
 
 
 @app.command()
@@ -384,7 +446,7 @@ def serve(
     from seglens.api.server import serve as run_server
 
     settings = _settings(host=host, port=port, profile=profile, data_dir=data_dir, workers=workers)
-    _profile(settings.profile)
+    _check_models(settings)
     if not ui:
         run_server(settings)
         return

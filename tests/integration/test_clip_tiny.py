@@ -162,7 +162,7 @@ def _assert_unit_rows(embeddings: np.ndarray, n: int, dim: int) -> None:
 def test_load_clip_reports_tiny_clip_attributes(tiny_clip: ClipEmbedder):
     assert isinstance(tiny_clip, ImageTextEmbedder)
     assert tiny_clip.model_id == "tiny-clip"
-    assert tiny_clip.meaningless  # the SEGLENS_TINY marker says so
+    assert tiny_clip.meaningless  # the SEGLENS_RANDOM_WEIGHTS marker says so
     assert tiny_clip.score_kind == "softmax"
     assert tiny_clip.language == "en"
     assert tiny_clip.dim == 32

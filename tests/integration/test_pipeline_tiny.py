@@ -63,7 +63,7 @@ def test_image_embedding_round_trips_through_the_disk_cache(pipe, photos, tiny_d
 def test_tiny_model_is_built_once_and_marked(tiny_data_dir):
     resolved = resolve_model("tiny-clip", tiny_data_dir / "models")
     assert resolved.meaningless
-    assert (resolved.path / "SEGLENS_TINY").exists()
+    assert (resolved.path / "SEGLENS_RANDOM_WEIGHTS").exists() and (resolved.path / "SEGLENS_BUILD").exists()
     assert resolved.model_id.startswith("tiny-clip@")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 
 from fastapi.testclient import TestClient
 
@@ -210,3 +211,32 @@ def test_serve_refuses_an_unknown_profile_before_starting(tmp_path):
     assert result.exit_code == 2
     assert "unknown profile 'nope'" in result.output and "tiny" in result.output
     assert not (tmp_path / "seglens.db").exists()
+
+
+def test_health_says_which_models_are_loading_and_how_far_their_downloads_are(tmp_path):
+    from seglens.models.progress import LOADS
+
+    release = threading.Event()
+
+    def downloading(settings):
+        LOADS.begin("sam2.1-hiera-tiny", "downloading", bytes_total=1000)
+        LOADS.add_bytes("sam2.1-hiera-tiny", 250)
+        release.wait(30)
+        LOADS.finish("sam2.1-hiera-tiny")
+        raise RuntimeError("stopped by the test")
+
+    app = create_app(Settings(data_dir=tmp_path, workers=1), pipeline_factory=downloading)
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        health = client.get(f"{API}/health").json()
+        while not health["loading"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+            health = client.get(f"{API}/health").json()
+        release.set()
+        app.state.runtime.provider.wait(30)
+        after = client.get(f"{API}/health").json()
+    assert health["status"] == "loading"
+    assert health["loading"] == [
+        {"name": "sam2.1-hiera-tiny", "phase": "downloading", "bytes_done": 250, "bytes_total": 1000}
+    ]
+    assert after["status"] == "error" and after["loading"] == []

@@ -337,3 +337,26 @@ def test_suggestion_cards_are_numbered_like_their_apply_buttons():
     assert 'data-count="0"' in suggestion_html([], "zh", "panel") and "暂无建议" in suggestion_html(
         [], "zh", "panel"
     )
+
+
+def test_status_line_shows_models_loading_and_download_progress():
+    from seglens.ui.app import loading_line
+
+    health = {
+        "status": "loading",
+        "loading": [
+            {
+                "name": "sam2.1-hiera-tiny",
+                "phase": "downloading",
+                "bytes_done": 12_000_000,
+                "bytes_total": 38_900_000,
+            },
+            {"name": "clip-vit-b32", "phase": "checking", "bytes_done": 0, "bytes_total": None},
+        ],
+    }
+    line = loading_line("en", health)
+    assert "downloading sam2.1-hiera-tiny 12.0/38.9 MB" in line and "checking clip-vit-b32" in line
+    assert "正在下载 sam2.1-hiera-tiny" in loading_line("zh", health)
+    failed = loading_line("en", {"status": "error", "load_error": "model 'x' is not on this machine"})
+    assert "could not be loaded: model 'x' is not on this machine" in failed
+    assert loading_line("en", {"status": "ready", "loading": []}) == ""

@@ -27,6 +27,7 @@ __all__ = [
     "JobParamsIn",
     "JobStatsOut",
     "LivenessOut",
+    "LoadingOut",
     "MatchOut",
     "PromptIn",
     "PromptOut",
@@ -79,6 +80,16 @@ class QueueOut(_Out):
     interactive_in_flight: int
 
 
+class LoadingOut(_Out):
+    name: str = Field(description="The model on its way in.")
+    phase: Literal["checking", "downloading", "building", "loading"] = Field(
+        description="`checking` the hub, `downloading` its files, `building` it locally (tiny), "
+        "`loading` it into memory."
+    )
+    bytes_done: int = Field(description="Bytes of this download written so far.")
+    bytes_total: int | None = Field(description="Bytes this download writes in all; null until known.")
+
+
 class HealthOut(_Out):
     status: Literal["idle", "loading", "ready", "error"] = Field(
         description="`ready` once the models are loaded; `error` with `load_error` if they cannot be."
@@ -92,6 +103,9 @@ class HealthOut(_Out):
     )
     warning: str | None
     load_error: str | None
+    loading: list[LoadingOut] = Field(
+        default_factory=list, description="While `status` is `loading`: which models, and download progress."
+    )
     queue: QueueOut
 
 

@@ -47,7 +47,7 @@ SIGLIP_TEXT_LENGTH = 64
 # English SigLIP checkpoints use 32k.
 _MULTILINGUAL_VOCAB_SIZE = 100_000
 
-_TINY_MARKER = "SEGLENS_TINY"
+_RANDOM_MARKERS = ("SEGLENS_RANDOM_WEIGHTS", "SEGLENS_TINY")  # hub.RANDOM_WEIGHTS_MARKER, legacy
 
 
 @dataclass(frozen=True)
@@ -266,8 +266,8 @@ def load_clip(
     """Load a CLIP, Chinese-CLIP, SigLIP or SigLIP 2 checkpoint from a directory of
     `from_pretrained` files (config.json, weights, tokenizer and image processor files).
 
-    `model_id` defaults to the directory name. A directory carrying the ``SEGLENS_TINY``
-    marker is always `meaningless`. `language` overrides the family's default (``"zh"``
+    `model_id` defaults to the directory name. A directory carrying the ``SEGLENS_RANDOM_WEIGHTS``
+    marker (random weights) is always `meaningless`. `language` overrides the family's default (``"zh"``
     for Chinese-CLIP, ``"multi"`` for SigLIP 2 and for SigLIP with a multilingual
     vocabulary, else ``"en"``). Raises FileNotFoundError when the directory has no
     config.json and ValueError for an unsupported ``model_type``.
@@ -294,7 +294,7 @@ def load_clip(
         model_type=model_type,
         device=device,
         model_id=model_id or path.name,
-        meaningless=meaningless or (path / _TINY_MARKER).exists(),
+        meaningless=meaningless or any((path / m).exists() for m in _RANDOM_MARKERS),
         language=language,
         image_batch_size=image_batch_size,
     )

@@ -74,6 +74,11 @@ class ImageTextEmbedder(Protocol):
     - `score_kind`: ``softmax`` (CLIP: probabilities from a softmax over the classes with
       `logit_scale`) or ``sigmoid`` (SigLIP: independent ``sigmoid(scale * cos + bias)``).
 
+    - `input_size`: the side in pixels of the square crops the image tower takes (crops
+      are resized to it before `embed_images`), or None to pass crops at their own size.
+    - `image_batch_size`: crops per `embed_images` call the caller should send at most
+      (the pipeline sends a batch at a time so that text queries can run in between).
+
     Optional: `share_prefixes(prefixes)`, offered the prompt templates' text before the
     keyword, for an embedder that can encode it once (CLIP's causal text tower does);
     callers look it up with `getattr` and embedders without it need nothing.
@@ -85,6 +90,8 @@ class ImageTextEmbedder(Protocol):
     logit_bias: float
     score_kind: Literal["softmax", "sigmoid"]
     language: str
+    input_size: int | None
+    image_batch_size: int
 
     def embed_images(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
 

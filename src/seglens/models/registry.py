@@ -7,33 +7,55 @@ iterable of `ModelSpec` and `Profile` (it may also call the register functions i
     [project.entry-points."seglens.models"]
     my_models = "my_package.seglens_plugin:models"
 
-A spec's `loader` is a dotted ``module:function`` taking ``(path, DeviceConfig)`` and
-returning a `RegionProposer` or an `ImageTextEmbedder`; nothing is imported until a model
-is loaded.
+A spec's `loader` is a dotted ``module:function`` called as ``loader(path, device)``:
+`path` is the model's directory (None for a spec with ``needs_weights=False``) and
+`device` a `seglens.models.device.DeviceConfig`. A loader that declares a keyword
+parameter ``context`` also gets a `LoadContext` (the model's name, its stable `model_id`
+for cache keys, whether its weights are random, its spec). It returns a `RegionProposer`
+or an `ImageTextEmbedder` (`seglens.models.protocols`). Nothing of it is imported until a
+model is loaded, and a spec with ``needs_torch=False`` is loaded without importing torch
+or transformers.
+
+Where a spec's weights come from (exactly one): ``repo_id`` + ``revision`` (the Hugging
+Face hub, a pinned commit), ``builder`` (a ``module:function`` writing the directory
+locally on first use), or ``needs_weights=False`` (nothing to fetch). A spec that breaks
+these rules raises `InvalidModelSpec` when it is made, so a plugin fails at registration
+with the reason, never later.
+
+`register_model_type` maps a ``config.json`` ``model_type`` to a loader, so a local
+directory of that architecture works wherever a model name does (``--proposer DIR``).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Literal
 
 from seglens.core.types import GenerationParams
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "InvalidModelSpec",
+    "LoadContext",
+    "ModelNotAvailableError",
     "ModelSpec",
+    "ModelTypeLoader",
     "Profile",
     "get_model",
     "get_profile",
     "list_models",
     "list_profiles",
     "loader_for_model_type",
+    "plugin_errors",
     "profile_is_meaningless",
     "register_model",
+    "register_model_type",
     "register_profile",
     "resolve_callable",
 ]
@@ -42,14 +64,29 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "seglens.models"
 ModelKind = Literal["proposer", "embedder"]
+_KINDS = ("proposer", "embedder")
+_DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+class ModelNotAvailableError(RuntimeError):
+    """A model cannot be used on this machine now: its weights are missing and cannot be
+    downloaded, or its plugin failed to load. The message names the model, where SegLens
+    looked and the command or setting that fixes it (the CLI exits with code 3)."""
+
+
+class InvalidModelSpec(ValueError):
+    """A `ModelSpec` or `Profile` that breaks the registry's rules (the message says which)."""
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One named model. `repo_id` + `revision` (a pinned commit) say where its weights live
-    on the Hugging Face hub; a spec with a `builder` is built locally instead (``tiny``),
-    and its `revision` names the build recipe: a directory built by another recipe is
-    rebuilt, and cache keys change with it."""
+    """One named model. `repo_id` + `revision` (a pinned 40-hex commit) say where its
+    weights live on the Hugging Face hub; a spec with a `builder` is built locally instead
+    (``tiny``), and its `revision` names the build recipe: a directory built by another
+    recipe is rebuilt, and cache keys change with it. ``needs_weights=False`` marks a model
+    with nothing to fetch (its loader gets ``path=None``). `meaningless` says its outputs
+    mean nothing (random weights); `needs_torch=False` lets it load without torch."""
 
     name: str
     kind: ModelKind
@@ -70,6 +107,70 @@ class ModelSpec:
         "*.model",
         "*.tiktoken",
     )
+    needs_weights: bool = True
+    needs_torch: bool = True
+
+    def __post_init__(self) -> None:
+        problems = _spec_problems(self)
+        if problems:
+            raise InvalidModelSpec(f"model spec {self.name!r} is invalid: " + "; ".join(problems))
+
+    @property
+    def source(self) -> Literal["hub", "built", "none"]:
+        """Where the weights come from: the hub, a local build, or nowhere (none needed)."""
+        if self.repo_id is not None:
+            return "hub"
+        return "built" if self.builder is not None else "none"
+
+
+def _spec_problems(spec: ModelSpec) -> list[str]:
+    problems = []
+    if not spec.name or not spec.name.strip() or "/" in spec.name or spec.name.startswith("."):
+        problems.append("name must be a non-empty word without '/' (it is also a directory name)")
+    if spec.kind not in _KINDS:
+        problems.append(f"kind must be 'proposer' or 'embedder', got {spec.kind!r}")
+    if not isinstance(spec.loader, str) or not _DOTTED.match(spec.loader):
+        problems.append(f"loader must be a dotted 'module:function', got {spec.loader!r}")
+    sources = [s for s, given in (("repo_id", spec.repo_id), ("builder", spec.builder)) if given]
+    if spec.needs_weights and not sources:
+        problems.append(
+            "say where the weights come from: repo_id (+ a pinned revision), builder "
+            "('module:function' that writes the directory), or needs_weights=False"
+        )
+    if not spec.needs_weights and sources:
+        problems.append(f"needs_weights=False but {' and '.join(sources)} given")
+    if len(sources) == 2:
+        problems.append("give repo_id or builder, not both")
+    if spec.builder is not None and not _DOTTED.match(spec.builder):
+        problems.append(f"builder must be a dotted 'module:function', got {spec.builder!r}")
+    if spec.repo_id is not None and spec.repo_id.count("/") != 1:
+        problems.append(f"repo_id must be 'owner/name', got {spec.repo_id!r}")
+    if spec.repo_id is not None and spec.revision is not None and not _COMMIT.match(spec.revision):
+        problems.append(f"revision must be a pinned 40-hex commit, got {spec.revision!r}")
+    return problems
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    """What a loader may want besides the directory and the device: the model's `name`,
+    its stable `model_id` (name@revision or a content hash: cache keys use it), whether its
+    outputs are `meaningless` (random weights), and its `spec` (None for a directory)."""
+
+    name: str
+    model_id: str
+    meaningless: bool
+    spec: ModelSpec | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ModelTypeLoader:
+    """How a local directory whose ``config.json`` says `model_type` is loaded."""
+
+    model_type: str
+    kind: ModelKind
+    loader: str
+    needs_torch: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,42 +184,77 @@ class Profile:
     generation: GenerationParams = field(default_factory=GenerationParams)
     meaningless: bool = False
 
+    def __post_init__(self) -> None:
+        if not self.name or not self.proposer or not self.embedder:
+            raise InvalidModelSpec(f"profile {self.name!r} needs a name, a proposer and an embedder")
+
 
 _MODELS: dict[str, ModelSpec] = {}
 _PROFILES: dict[str, Profile] = {}
+_PLUGIN_ERRORS: dict[str, str] = {}
 _PLUGINS_LOADED = False
 
 # config.json "model_type" → loader, so any local directory of a known architecture loads.
-_MODEL_TYPE_LOADERS: dict[str, tuple[ModelKind, str]] = {
-    "sam": ("proposer", "seglens.models.sam:load_sam"),
-    "sam_hq": ("proposer", "seglens.models.sam:load_sam"),
-    "sam2": ("proposer", "seglens.models.sam:load_sam2"),
-    "clip": ("embedder", "seglens.models.clip:load_clip"),
-    "chinese_clip": ("embedder", "seglens.models.clip:load_clip"),
-    "siglip": ("embedder", "seglens.models.clip:load_clip"),
-    "siglip2": ("embedder", "seglens.models.clip:load_clip"),
+_SAM, _SAM2, _CLIP = (
+    "seglens.models.sam:load_sam",
+    "seglens.models.sam:load_sam2",
+    "seglens.models.clip:load_clip",
+)
+_MODEL_TYPE_LOADERS: dict[str, ModelTypeLoader] = {
+    t.model_type: t
+    for t in (
+        ModelTypeLoader("sam", "proposer", _SAM),
+        ModelTypeLoader("sam_hq", "proposer", _SAM),
+        ModelTypeLoader("sam2", "proposer", _SAM2),
+        ModelTypeLoader("clip", "embedder", _CLIP),
+        ModelTypeLoader("chinese_clip", "embedder", _CLIP),
+        ModelTypeLoader("siglip", "embedder", _CLIP),
+        ModelTypeLoader("siglip2", "embedder", _CLIP),
+    )
 }
 
 
 def register_model(spec: ModelSpec, *, replace: bool = False) -> None:
     """Add a model to the registry; a second spec of the same name needs ``replace=True``."""
+    if not isinstance(spec, ModelSpec):
+        raise InvalidModelSpec(f"register_model takes a ModelSpec, got {type(spec).__name__}")
     if spec.name in _MODELS and not replace:
         raise ValueError(f"model {spec.name!r} is already registered")
     _MODELS[spec.name] = spec
 
 
 def register_profile(profile: Profile, *, replace: bool = False) -> None:
+    if not isinstance(profile, Profile):
+        raise InvalidModelSpec(f"register_profile takes a Profile, got {type(profile).__name__}")
     if profile.name in _PROFILES and not replace:
         raise ValueError(f"profile {profile.name!r} is already registered")
     _PROFILES[profile.name] = profile
 
 
-def loader_for_model_type(model_type: str) -> tuple[ModelKind, str]:
+def register_model_type(
+    model_type: str, kind: ModelKind, loader: str, *, needs_torch: bool = True, replace: bool = False
+) -> None:
+    """Load local directories whose ``config.json`` says ``"model_type": model_type`` with
+    `loader` (same contract as `ModelSpec.loader`)."""
+    entry = ModelTypeLoader(model_type, kind, loader, needs_torch)
+    if kind not in _KINDS or not _DOTTED.match(loader) or not model_type:
+        raise InvalidModelSpec(f"invalid model type loader {entry}")
+    if model_type in _MODEL_TYPE_LOADERS and not replace and _MODEL_TYPE_LOADERS[model_type] != entry:
+        raise ValueError(f"model_type {model_type!r} already has a loader")
+    _MODEL_TYPE_LOADERS[model_type] = entry
+
+
+def loader_for_model_type(model_type: str) -> ModelTypeLoader:
+    """The loader registered for a ``config.json`` ``model_type``; ValueError if none."""
+    _load_plugins()
     try:
         return _MODEL_TYPE_LOADERS[model_type]
     except KeyError:
         known = ", ".join(sorted(_MODEL_TYPE_LOADERS))
-        raise ValueError(f"unsupported model_type {model_type!r} (known: {known})") from None
+        raise ValueError(
+            f"unsupported model_type {model_type!r} (known: {known}; plugins add more with "
+            "seglens.models.registry.register_model_type)"
+        ) from None
 
 
 def resolve_callable(dotted: str) -> Callable[..., Any]:
@@ -136,11 +272,17 @@ def _load_plugins() -> None:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             produced = ep.load()()
-        except Exception:
-            log.exception("seglens.models entry point %r failed to load", ep.name)
-            continue
-        for item in produced or ():
-            _register_any(item)
+            for item in produced or ():
+                _register_any(item)
+        except Exception as error:
+            _PLUGIN_ERRORS[ep.name] = f"{type(error).__name__}: {error}"
+            log.error("seglens.models entry point %r failed to load: %s", ep.name, _PLUGIN_ERRORS[ep.name])
+
+
+def plugin_errors() -> dict[str, str]:
+    """Entry point name → why it failed to load (empty when every plugin loaded)."""
+    _load_plugins()
+    return dict(_PLUGIN_ERRORS)
 
 
 def _register_any(item: object) -> None:
@@ -149,7 +291,7 @@ def _register_any(item: object) -> None:
     elif isinstance(item, Profile):
         register_profile(item, replace=True)
     else:
-        raise TypeError(f"entry point returned {type(item).__name__}, expected ModelSpec/Profile")
+        raise InvalidModelSpec(f"entry point returned {type(item).__name__}, expected ModelSpec/Profile")
 
 
 def list_models(kind: ModelKind | None = None) -> list[ModelSpec]:
@@ -162,13 +304,22 @@ def list_profiles() -> list[Profile]:
     return list(_PROFILES.values())
 
 
+def _unknown(what: str, name: str, known: Iterable[str]) -> Exception:
+    message = f"unknown {what} {name!r}; known {what}s: {', '.join(sorted(known))}"
+    if _PLUGIN_ERRORS:
+        failed = "; ".join(f"{ep}: {why}" for ep, why in sorted(_PLUGIN_ERRORS.items()))
+        return ModelNotAvailableError(f"{message}. Plugins that failed to load: {failed}")
+    return KeyError(message)
+
+
 def get_model(name: str) -> ModelSpec:
+    """The spec registered as `name`. KeyError for an unknown name, or
+    `ModelNotAvailableError` when a plugin failed to load (it may have been the one)."""
     _load_plugins()
     try:
         return _MODELS[name]
     except KeyError:
-        known = ", ".join(sorted(_MODELS))
-        raise KeyError(f"unknown model {name!r}; known models: {known}") from None
+        raise _unknown("model", name, _MODELS) from None
 
 
 def get_profile(name: str) -> Profile:
@@ -176,15 +327,14 @@ def get_profile(name: str) -> Profile:
     try:
         return _PROFILES[name]
     except KeyError:
-        known = ", ".join(sorted(_PROFILES))
-        raise KeyError(f"unknown profile {name!r}; known profiles: {known}") from None
+        raise _unknown("profile", name, _PROFILES) from None
 
 
 def profile_is_meaningless(name: str) -> bool:
     """Whether a profile's results are meaningless (random weights); unknown names are not."""
     try:
         return get_profile(name).meaningless
-    except KeyError:
+    except (KeyError, ModelNotAvailableError):
         return False
 
 

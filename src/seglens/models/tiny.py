@@ -3,9 +3,10 @@
 `tiny-*` use small configs: they exist so tests, CI and offline demos exercise the real
 transformers code paths (save_pretrained, then the same from_pretrained loader as real
 weights) without a network. `random-*` use the real architectures' sizes for benchmarks.
-Their outputs mean nothing; each directory carries a ``SEGLENS_TINY`` marker so every
-screen can say so (`seglens.models.hub` writes the recipe's stamp into it, so a directory
-built by an older recipe is rebuilt).
+Their outputs mean nothing; each directory carries a ``SEGLENS_RANDOM_WEIGHTS`` marker so
+every screen can say so, also when it is loaded by directory (`seglens.models.hub` adds a
+``SEGLENS_BUILD`` stamp naming the recipe, so a directory built by an older recipe is
+rebuilt).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 SEED = 1234
-_MARKER = "SEGLENS_TINY"
+_MARKER = "SEGLENS_RANDOM_WEIGHTS"  # = seglens.models.hub.RANDOM_WEIGHTS_MARKER
 
 
 def _seeded() -> None:

@@ -284,10 +284,10 @@ class Pipeline:
     def _embed_regions(self, pixels: np.ndarray, regions: Regions) -> np.ndarray:
         if len(regions) == 0:
             return np.zeros((0, self._text_dim()), np.float32)
-        out_size = getattr(self.embedder, "input_size", None)
+        out_size = self.embedder.input_size
         crops = region_crops(pixels, regions.rles, regions.boxes_xyxy, fill=self.crop_fill, out_size=out_size)
         # A batch at a time, so that a text query from another thread waits for one batch.
-        step = int(getattr(self.embedder, "image_batch_size", 32))
+        step = max(1, int(self.embedder.image_batch_size))
         parts = []
         for start in range(0, len(crops), step):
             with self._embedder_lock:

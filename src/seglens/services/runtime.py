@@ -22,6 +22,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from seglens.models.progress import LOADS, ModelLoadState
 from seglens.models.registry import profile_is_meaningless
 from seglens.services.assistant import Assistant
 from seglens.services.assistant_chat import AssistantService
@@ -72,6 +73,7 @@ class HealthReport:
     workers: int
     in_flight: int
     interactive_in_flight: int
+    loading: tuple[ModelLoadState, ...] = ()
 
 
 class Runtime:
@@ -200,4 +202,5 @@ class Runtime:
             workers=self.scheduler.workers,
             in_flight=self.scheduler.in_flight,
             interactive_in_flight=self.scheduler.interactive_in_flight,
+            loading=tuple(LOADS.snapshot()) if self.provider.state == "loading" else (),
         )

@@ -114,7 +114,7 @@ def build_ui(
                 assistant.build_module()
         with ui.side:
             assistant.build_panel()
-        health_timer = gr.Timer(10.0)
+        health_timer = gr.Timer(3.0)  # the status line follows model downloads
 
         renderer = Renderer(ctx, ui, notice)
         jobs = JobHandlers(ctx, ui, renderer, notice)
@@ -146,8 +146,9 @@ def build_ui(
                 device=health.get("device"),
                 status=health.get("status"),
             )
+            loading = loading_line(session.lang, health)
             return {
-                status: f"{line} · `{client.base_url}`",
+                status: f"{line}{loading} · `{client.base_url}`",
                 tiny: warning_html(health.get("warning")),
                 ui.profile: gr.update(choices=[profile], value=profile) if profile else gr.skip(),
             }
@@ -403,6 +404,21 @@ def mount_ui(
             hooks = mounted.state.on_stop = []
         hooks.append(stop_event.set)
     return mounted
+
+
+def loading_line(lang: str, health: dict[str, Any]) -> str:
+    """The status line's part about models on their way in (from ``/health``'s
+    `loading`), e.g. " · downloading sam2.1-hiera-tiny 12.0/38.9 MB", or why they failed."""
+    if health.get("status") == "error" and health.get("load_error"):
+        return " · " + t(lang, "backend_load_error", error=health["load_error"])
+    parts = []
+    for model in health.get("loading") or []:
+        done, total = model.get("bytes_done") or 0, model.get("bytes_total")
+        size = (
+            f" {done / 1e6:.1f}/{total / 1e6:.1f} MB" if model.get("phase") == "downloading" and total else ""
+        )
+        parts.append(t(lang, f"model_{model.get('phase', 'loading')}", name=model.get("name")) + size)
+    return "".join(f" · {part}" for part in parts)
 
 
 def redirect_home(app: FastAPI, path: str = UI_PATH) -> None:

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 
 from seglens import __version__
 from seglens.api.deps import RuntimeDep
-from seglens.api.schemas import HealthOut, LivenessOut, QueueOut
+from seglens.api.schemas import HealthOut, LivenessOut, LoadingOut, QueueOut
 from seglens.api.security import token_matches
 
 router = APIRouter(tags=["health"])
@@ -23,7 +23,8 @@ def read_health(runtime: RuntimeDep, request: Request) -> HealthOut | LivenessOu
     token (when the server has ``SEGLENS_API_TOKEN``) the answer is only `status` and
     `version`; with it (or on a server without a token) it also has the profile, models,
     device, queue and warnings. `status` is `ready` once the models are loaded. With the
-    `tiny` profile, `meaningless` is true and `warning` says that results mean nothing."""
+    `tiny` profile, `meaningless` is true and `warning` says that results mean nothing.
+    While the models load, `loading` says which ones and how far their downloads are."""
     report = runtime.health()
     expected = runtime.settings.api_token
     if expected is not None and not token_matches(request.headers.get("authorization"), expected):
@@ -37,6 +38,10 @@ def read_health(runtime: RuntimeDep, request: Request) -> HealthOut | LivenessOu
         meaningless=report.meaningless,
         warning=report.warning,
         load_error=report.load_error,
+        loading=[
+            LoadingOut(name=m.name, phase=m.phase, bytes_done=m.bytes_done, bytes_total=m.bytes_total)
+            for m in report.loading
+        ],
         queue=QueueOut(
             depth=report.queue_depth,
             jobs=report.jobs,
