@@ -58,7 +58,7 @@ def _keyword_line(stats: KeywordStats, ctx: ScreenContext, lang: str) -> str:
             best=best,
             where=where,
             needed=f"{needed:.2f}",
-            images=say(lang, "images_n", n=images),
+            images=say(lang, "image_one") if images == 1 else say(lang, "images_n", n=images),
         )
     lowest = ", ".join(f"{v:.3f}" for v in stats.lowest_matches)
     text = say(

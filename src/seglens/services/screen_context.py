@@ -21,6 +21,7 @@ and two matches of one keyword merge when their mask IoU is ``> merge_threshold`
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
@@ -279,7 +280,7 @@ class _Tally:
     below: list[float] = field(default_factory=list)
     lowest: list[float] = field(default_factory=list)
     barely: int = 0
-    histogram: np.ndarray = field(default_factory=lambda: np.zeros(HISTOGRAM_BINS, np.int64))
+    histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BINS)
     pairs: int = 0
     ious: list[float] = field(default_factory=list)
     overlap_images: int = 0
@@ -312,14 +313,15 @@ def _add_image(
         if score is not None:
             tally.below = sorted([*tally.below, score], reverse=True)[:_KEEP_SCORES]
         return
-    scores = np.fromiter((m.score for m in matches), np.float64, len(matches))
+    scores = [m.score for m in matches]
     tally.matches += len(matches)
     tally.images_matched += 1
     tally.most = max(tally.most, len(matches))
-    tally.lowest = sorted([*tally.lowest, *np.sort(scores)[:_KEEP_SCORES].tolist()])[:_KEEP_SCORES]
-    tally.barely += int(np.count_nonzero(scores < threshold + BARELY_ABOVE_MARGIN))
-    bins = np.minimum((np.clip(scores, 0.0, 1.0) * HISTOGRAM_BINS).astype(np.int64), HISTOGRAM_BINS - 1)
-    tally.histogram += np.bincount(bins, minlength=HISTOGRAM_BINS)
+    tally.lowest = sorted([*tally.lowest, *heapq.nsmallest(_KEEP_SCORES, scores)])[:_KEEP_SCORES]
+    edge = threshold + BARELY_ABOVE_MARGIN
+    for score in scores:
+        tally.histogram[min(HISTOGRAM_BINS - 1, max(0, int(score * HISTOGRAM_BINS)))] += 1
+        tally.barely += score < edge
     if len(matches) > 1 and tally.overlap_images < OVERLAP_MAX_IMAGES:
         tally.overlap_images += 1
         ious = _overlaps(matches)
