@@ -20,6 +20,7 @@ __all__ = [
     "BUILTIN_GUIDE",
     "BUILTIN_GUIDE_ZH",
     "GuideSection",
+    "cut_text",
     "guide_excerpt",
     "guide_sections",
     "load_user_guide",
@@ -167,7 +168,7 @@ def load_user_guide(docs_dir: Path | None = None, *, max_chars: int = 6000) -> s
         except (OSError, UnicodeDecodeError):
             continue
         if text:
-            parts.append(_cut(text, share))
+            parts.append(cut_text(text, share))
     return "\n\n".join(parts)
 
 
@@ -398,7 +399,7 @@ def rank_sections(guide: str, question: str) -> list[tuple[float, GuideSection]]
     return [(score, section) for score, _, section in ranked]
 
 
-def _cut(text: str, limit: int) -> str:
+def cut_text(text: str, limit: int) -> str:
     """`text` whole if it fits, else its longest start ending a sentence or a paragraph
     within `limit` characters (a word boundary at worst): never inside a word."""
     if len(text) <= limit:
@@ -419,4 +420,4 @@ def guide_excerpt(guide: str, question: str, *, max_chars: int = 900) -> GuideSe
     if not ranked or ranked[0][0] < 1.5:
         return None
     section = ranked[0][1]
-    return GuideSection(section.title, _cut(section.text, max_chars), section.topic)
+    return GuideSection(section.title, cut_text(section.text, max_chars), section.topic)

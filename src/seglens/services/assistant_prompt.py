@@ -22,7 +22,8 @@ from typing import Any
 
 from seglens.llm import LLMMessage
 from seglens.services.advisor import ScreenContext, Suggestion
-from seglens.services.assistant_guide import BUILTIN_GUIDE, rank_sections
+from seglens.services.assistant_guide import cut_text as _cut
+from seglens.services.assistant_guide import guide_sections, rank_sections
 
 __all__ = [
     "MAX_HISTORY_MESSAGES",
@@ -81,16 +82,15 @@ def _fact(suggestion: Suggestion) -> dict[str, Any]:
     return data
 
 
-def _docs(guide: str, question: str) -> str:
-    builtin = {section.strip() for section in BUILTIN_GUIDE.split("\n## ")}
-    picked = []
-    for _score, section in rank_sections(guide, question):
-        if section.topic is not None or section.text.strip().lstrip("# ") in builtin:
-            continue
-        picked.append(section.text[:DOC_SECTION_CHARS])
-        if len(picked) == DOC_SECTIONS:
-            break
-    return "\n\n".join(picked)
+def _guide_text(guide: str, question: str, *, docs: bool) -> str:
+    """The built-in sections of `guide` (those with a topic) in order, then, with `docs`,
+    the `DOC_SECTIONS` other sections that fit `question` best, each cut short."""
+    sections = guide_sections(guide)
+    parts = [section.text for section in sections if section.topic is not None]
+    if docs:
+        ranked = [section for _score, section in rank_sections(guide, question) if section.topic is None]
+        parts.extend(_cut(section.text, DOC_SECTION_CHARS) for section in ranked[:DOC_SECTIONS])
+    return "\n\n".join(parts)
 
 
 def _context_json(context: ScreenContext | None, *, compact: bool) -> str:
@@ -119,10 +119,10 @@ def build_messages(
         json.dumps([_fact(s) for s in facts], ensure_ascii=False) if facts else "none (no rule fired)"
     )
     turns = [(role, content[:MAX_TURN_CHARS]) for role, content in history[-MAX_HISTORY_MESSAGES:]]
-    docs = _docs(guide, question)
+    docs = True
     compact = False
     while True:
-        guide_text = BUILTIN_GUIDE.strip() + (f"\n\n{docs}" if docs else "")
+        guide_text = _guide_text(guide, question, docs=docs) or "none"
         system = (
             f"{SYSTEM_PROMPT.format(language=_LANGUAGE_NAMES.get(lang, 'English'))}\n\nUSER GUIDE:\n"
             f"{guide_text}\n\nCONTEXT (what the user is looking at, JSON):\n"
@@ -136,7 +136,7 @@ def build_messages(
         if turns:
             turns = turns[2:] if len(turns) > 1 else []
         elif docs:
-            docs = ""
+            docs = False
         elif not compact:
             compact = True
         else:
