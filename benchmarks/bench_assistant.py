@@ -136,18 +136,24 @@ def _seed(server: _Server, job_ids: list[str], image_ids: list[str]) -> None:
 
 
 class _HealthProbe:
-    """GET /health every 25 ms from a thread of this process until stopped."""
+    """GET /health every 25 ms from a thread of this process until stopped; a request
+    that fails (a frozen server resets kept-alive connections) counts in `errors`, its
+    time until the failure in `latencies_ms`."""
 
     def __init__(self, base_url: str):
         self.client = httpx.Client(base_url=base_url, timeout=120)
         self.latencies_ms: list[float] = []
+        self.errors = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             started = time.perf_counter()
-            self.client.get("/health").raise_for_status()
+            try:
+                self.client.get("/health").raise_for_status()
+            except httpx.HTTPError:
+                self.errors += 1
             self.latencies_ms.append((time.perf_counter() - started) * 1000)
             self._stop.wait(0.025)
 
