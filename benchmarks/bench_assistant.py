@@ -191,13 +191,13 @@ def _prompt_size() -> dict[str, Any] | None:
     except ImportError:  # a checkout from before the prompt budget
         return None
     from seglens.core.exports import ImageRecord
-    from seglens.core.types import Match, Query, QueryParams, QueryResult
+    from seglens.core.types import CocoRle, Match, Query, QueryParams, QueryResult
     from seglens.services.advisor import advise
     from seglens.services.assistant_guide import load_user_guide
     from seglens.services.screen_context import build_context
 
     keywords = tuple(f"keyword {i}" for i in range(32))
-    rle = {"size": [100, 120], "counts": "0PY8"}
+    rle = CocoRle(size=[100, 120], counts="0PY8")
     records = []
     for n in range(1000):
         matches = tuple(

@@ -212,7 +212,8 @@ def assistant_lines(assistant: dict[str, Any]) -> list[str]:
         "",
         f"- `/health` while the assistant answers about the job: p50 {_fmt(health['p50'], 1)} ms, "
         f"**p95 {_fmt(health['p95'], 1)} ms**, max {_fmt(health['max'], 1)} ms (target p95 < "
-        f"{assistant['targets']['health_p95_ms']} ms; idle p95 {_fmt(assistant['health_idle_ms']['p95'], 1)} ms).",
+        f"{assistant['targets']['health_p95_ms']} ms; idle p95 {_fmt(assistant['health_idle_ms']['p95'], 1)} ms; "
+        f"{health.get('errors', 0)} failed of {health['n']}).",
         f"- Chat answer (offline advisor): first question {_fmt(chat['first'])} s (the context is built), "
         f"later questions {_fmt(chat['cached_median'])} s (cached).",
         f"- 'Suggest settings' for the job: **{_fmt(advice['first'], 0)} ms** the first time, "
