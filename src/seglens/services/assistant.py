@@ -7,7 +7,9 @@ sends a system prompt made of a short user guide, the `ScreenContext` as JSON an
 offline advisor's suggestions as facts, streams the answer and turns ``suggest_parameters``
 tool calls into suggestions. Without one (not configured) or when it fails (wrong key,
 timeout, broken stream...), the deterministic advisor answers instead and the text says
-that the LLM is off or unavailable, and why.
+that the LLM is off or unavailable, and why. Answers are in the UI's language (``en`` or
+``zh``; Chinese whenever the question is): the advisor from its own templates, the LLM as
+instructed. The prompt stays under `PROMPT_TOKEN_BUDGET` (see `assistant_prompt`).
 
 What leaves the machine: the guide, the context (keywords, scores, counts, sizes,
 timings, file names of failed images), the conversation and the advisor's suggestions.
