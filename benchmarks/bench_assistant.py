@@ -264,6 +264,7 @@ def run(results_dir: Path) -> dict[str, Any]:
         "health_during_chat_ms": {
             **_percentiles(probe.latencies_ms),
             "max": round(max(probe.latencies_ms), 1),
+            "errors": probe.errors,
         },
         "chat_s": {"first": round(chats[0], 3), "cached_median": round(statistics.median(chats[1:]), 3)},
         "advice_job_ms": {"first": round(advice_cold, 1), "cached": round(advice_warm, 1)},
