@@ -145,6 +145,15 @@ def bench_load(data_dir: Path) -> dict[str, Any] | None:
     return bench_load.run(RESULTS)  # type: ignore[no-any-return]
 
 
+def bench_assistant(data_dir: Path) -> dict[str, Any] | None:
+    try:
+        from benchmarks import bench_assistant
+    except ImportError:
+        return None
+    print("assistant ...", flush=True)
+    return bench_assistant.run(RESULTS)  # type: ignore[no-any-return]
+
+
 def bench_ray(data_dir: Path) -> dict[str, Any] | None:
     try:
         from benchmarks import bench_ray
@@ -235,6 +244,37 @@ def load_lines(load: dict[str, Any]) -> list[str]:
     ]
 
 
+def assistant_lines(assistant: dict[str, Any]) -> list[str]:
+    """The assistant section of docs/benchmarks.md."""
+    health, chat = assistant["health_during_chat_ms"], assistant["chat_s"]
+    advice, image = assistant["advice_job_ms"], assistant["advice_image_ms"]
+    lines = [
+        "## Assistant (a reopened job of 2,500 matches on screen)",
+        "",
+        f"{assistant['setup']}; `benchmarks/bench_assistant.py`.",
+        "",
+        f"- `/health` while the assistant answers about the job: p50 {_fmt(health['p50'], 1)} ms, "
+        f"**p95 {_fmt(health['p95'], 1)} ms**, max {_fmt(health['max'], 1)} ms (target p95 < "
+        f"{assistant['targets']['health_p95_ms']} ms; idle p95 {_fmt(assistant['health_idle_ms']['p95'], 1)} ms; "
+        f"{health.get('errors', 0)} failed of {health['n']}).",
+        f"- Chat answer (offline advisor): first question {_fmt(chat['first'])} s (the context is built), "
+        f"later questions {_fmt(chat['cached_median'])} s (cached).",
+        f"- 'Suggest settings' for the job: **{_fmt(advice['first'], 0)} ms** the first time, "
+        f"{_fmt(advice['cached'], 0)} ms again; for one image ({image['matches']} matches): "
+        f"{_fmt(image['first'], 0)} ms, then {_fmt(image['cached'], 0)} ms (target < "
+        f"{assistant['targets']['advice_ms']} ms).",
+    ]
+    prompt = assistant.get("prompt_1000_images")
+    if prompt:
+        lines.append(
+            f"- LLM prompt for a {prompt['images']}-image job with {prompt['keywords']} keywords: "
+            f"{prompt['prompt_chars']} characters, ~{prompt['prompt_tokens_estimated']} tokens (estimate) "
+            f"of the {prompt['budget_tokens']}-token budget; context built in "
+            f"{_fmt(prompt['context_build_ms_in_process'], 0)} ms."
+        )
+    return [*lines, ""]
+
+
 def write_doc(report: dict[str, Any]) -> None:
     core = report["core"]
     stages = core["stages"]
@@ -314,6 +354,8 @@ def write_doc(report: dict[str, Any]) -> None:
     load = report.get("load")
     if load:
         lines += load_lines(load)
+    if report.get("assistant"):
+        lines += assistant_lines(report["assistant"])
     ray_report = report.get("ray")
     if ray_report:
         rows = [
@@ -362,6 +404,7 @@ def main() -> None:
     }
     report["server"] = bench_server(data_dir)
     report["load"] = bench_load(data_dir)
+    report["assistant"] = bench_assistant(data_dir)
     report["ray"] = bench_ray(data_dir)
     report["elapsed_s"] = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -179,7 +179,7 @@ def test_llm_failures_end_in_a_clear_message_and_the_advisor(
     (error,) = errors
     assert error.code == code and words in error.message and error.fallback
     assert "The LLM could not answer" in text and "built-in advisor" in text
-    assert "cat: no match; best score 0.437" in text
+    assert "'cat': no region reaches the threshold 0.50. Its best score is 0.437" in text
     assert [s.suggestion.rule for s in suggestions] == ["lower_threshold"]
     assert suggestions[0].suggestion.threshold == 0.43
     assert done.source == "advisor" and done.reply.error_code == code

@@ -15,11 +15,11 @@ from seglens.services.advisor import (
     Suggestion,
     advise,
     build_context,
-    describe_context,
     floor_2dp,
     foreign_script,
     suggestion_from_arguments,
 )
+from seglens.services.assistant_offline import describe_context
 from synthetic_results import match_of as _match
 from synthetic_results import query_result as _result
 

@@ -34,8 +34,11 @@ def test_offline_chat_summarises_the_screen_and_suggests() -> None:
     assert isinstance(events[-1], DoneEvent) and events[-1].source == "advisor"
     assert not any(isinstance(e, ErrorEvent) for e in events)
     text = "".join(e.text for e in events if isinstance(e, TextEvent))
-    assert text.startswith("_The AI assistant is off: no LLM client was set up._")
-    assert "cat: no match; best score 0.437" in text and "Lower the threshold to 0.43" in text
+    assert text.startswith(
+        "_The AI assistant is off: no LLM client was set up. The built-in advisor answers._"
+    )
+    assert "'cat': no region reaches the threshold 0.50. Its best score is 0.437" in text
+    assert "A threshold of 0.43 would include it" in text and "Lower the threshold to 0.43" in text
     (suggestion,) = [e.suggestion for e in events if isinstance(e, SuggestionEvent)]
     assert suggestion.rule == "lower_threshold" and suggestion.threshold == 0.43
     assert events[-1].reply.suggestions == (suggestion,)

@@ -300,3 +300,72 @@ def test_a_slow_first_token_is_bridged_by_heartbeat_comments(tmp_path, llm, monk
     assert len(beats) >= 2 and beats[0] == 1  # right after the conversation event
     assert "".join(d["text"] for n, d in events if n == "text") == "Lower the threshold."
     assert events[-1][1]["source"] == "llm"
+
+
+def test_the_server_answers_while_a_screen_context_is_being_built(tmp_path):
+    # The context build runs in a worker thread and holds no lock the other routes
+    # need: /health and a job read answer while a (deliberately stuck) build is inside.
+    with app_with(tmp_path) as h:
+        ids = h.upload(1, 2)
+        job = h.create_job(ids, "red, yellow")
+        h.wait_for(job["id"])
+        contexts = h.runtime.assistant.contexts
+        real_build = contexts.build
+        inside, release = threading.Event(), threading.Event()
+
+        def stuck_build(request):  # type: ignore[no-untyped-def]
+            inside.set()
+            assert release.wait(30), "the test never released the build"
+            return real_build(request)
+
+        contexts.build = stuck_build
+        answer: dict[str, Any] = {}
+        body = {"message": "How did it go?", "context": {"job_id": job["id"]}}
+        worker = threading.Thread(
+            target=lambda: answer.update(r=h.client.post(f"{ASSISTANT}/chat", json=body))
+        )
+        worker.start()
+        try:
+            assert inside.wait(30)
+            health = h.client.get(f"{API}/health")
+            read = h.client.get(f"{API}/jobs/{job['id']}")
+            assert worker.is_alive()  # the chat is still inside the build
+        finally:
+            release.set()
+            worker.join(30)
+    assert health.status_code == 200 and read.status_code == 200
+    assert answer["r"].status_code == 200 and sse(answer["r"].text)[-1][0] == "done"
+
+
+def test_advice_for_an_unchanged_screen_comes_from_the_cache(tmp_path):
+    with app_with(tmp_path) as h:
+        ids = h.upload(1, 2)
+        job = h.create_job(ids, "red, yellow")
+        h.wait_for(job["id"])
+        contexts = h.runtime.assistant.contexts
+        first = h.client.get(f"{ASSISTANT}/advice", params={"job_id": job["id"]}).json()
+        second = h.client.get(f"{ASSISTANT}/advice", params={"job_id": job["id"], "lang": "zh"}).json()
+        chat(h, "And the cache?", context={"job_id": job["id"]})
+        image = {"image_id": ids[0], "query": "red", "threshold": 0.4}
+        h.client.get(f"{ASSISTANT}/advice", params=image)
+        h.client.get(f"{ASSISTANT}/advice", params=image)
+        builds = contexts.builds
+    assert first["context"] == second["context"] and builds == 2  # one job, one image
+    assert "2 images" in first["summary"] and "2 张图片" in second["summary"]
+
+
+def test_a_chinese_ui_gets_offline_answers_in_chinese(tmp_path):
+    with app_with(tmp_path) as h:
+        ids = h.upload(1)
+        job = h.create_job(ids, "red, yellow")
+        h.wait_for(job["id"])
+        events = chat(h, "What threshold should I use?", context={"job_id": job["id"]}, lang="zh")
+    text = "".join(d["text"] for n, d in events if n == "text")
+    assert "AI 助手未开启" in text and "当前阈值是 0.50" in text and "The threshold" not in text
+
+
+def test_the_llm_is_asked_to_answer_in_the_ui_language(tmp_path, llm):
+    llm.enqueue(Reply.text("好的。"))
+    with app_with(tmp_path, **llm_settings(llm)) as h:
+        chat(h, "What threshold should I use?", lang="zh")
+    assert "in the user's language (Chinese (简体中文))" in llm.chat_requests[-1].system_prompt

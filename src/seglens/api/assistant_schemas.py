@@ -8,7 +8,7 @@ their `data` are the event dicts of `seglens.services.assistant`, whose suggesti
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StrictBool, model_validator
 
@@ -67,6 +67,11 @@ class ChatIn(_In):
         default=None, description="Continue this conversation; omit to start a new one."
     )
     context: AssistantContextIn | None = None
+    lang: Literal["en", "zh"] | None = Field(
+        default=None,
+        description="The UI's language: the offline advisor answers in it (a question with Chinese "
+        "characters is answered in Chinese anyway) and the LLM is asked to.",
+    )
 
 
 class SuggestionOut(_Out):
@@ -80,8 +85,24 @@ class SuggestionOut(_Out):
     merge_threshold: float | None = None
     points_per_side: int | None = None
     keywords: list[str] | None = None
-    profile: str | None = Field(default=None, description="Advice only: switching models is the user's call.")
+    profile: str | None = Field(
+        default=None, description="Advice only: switching models means a new job, the user's call."
+    )
     ignored: list[str] = Field(default_factory=list, description="Fields the LLM sent that were invalid.")
+    applicable: bool = Field(
+        default=False,
+        description="True when Apply changes a control (threshold, merging, points per side, keywords); "
+        "false for advice only (e.g. a profile), which the UI labels as such and offers no Apply for.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _applicable(cls, data: Any) -> Any:
+        # Suggestions stored before `applicable` existed: derive it from the settings.
+        if isinstance(data, dict) and "applicable" not in data:
+            fields = ("threshold", "merge_threshold", "points_per_side", "keywords")
+            data = {**data, "applicable": any(data.get(name) is not None for name in fields)}
+        return data
 
 
 class ContextKeywordOut(_Out):
@@ -89,11 +110,17 @@ class ContextKeywordOut(_Out):
     matches: int = 0
     images_matched: int = 0
     best_score: float | None = None
+    best_image: str | None = Field(
+        default=None, description="The file name of the image holding the best score."
+    )
     best_below: list[float] = Field(
         default_factory=list, description="Best scores of images where it did not match, highest first."
     )
     lowest_matches: list[float] = Field(default_factory=list, description="The lowest match scores.")
     barely_above: int = 0
+    score_histogram: list[int] = Field(
+        default_factory=list, description="Match counts per score bin of 0.1 over [0, 1] (10 bins)."
+    )
     overlapping_pairs: int = 0
     overlap_iou_min: float | None = None
     overlap_iou_max: float | None = None
@@ -112,11 +139,12 @@ class ScreenContextOut(_Out):
     scope: Literal["image", "job"]
     keywords: list[str] = Field(default_factory=list)
     exclusions: list[str] = Field(default_factory=list)
-    threshold: float = 0.5
-    merge_threshold: float = 0.7
-    mode: str = "any"
-    merge_strategy: str = "nms"
+    threshold: float = Field(description="The query settings the results were computed with.")
+    merge_threshold: float
+    mode: str
+    merge_strategy: str
     subject_id: str | None = Field(default=None, description="The image or job id.")
+    subject_name: str | None = Field(default=None, description="The image's file name (image scope).")
     points_per_side: int | None = None
     profile: str | None = None
     embedder: str | None = None

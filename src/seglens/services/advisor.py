@@ -1,8 +1,8 @@
 """The offline advisor: deterministic rules from a `ScreenContext` to `Suggestion`s.
 
 `advise` applies the rules and returns suggestions with the numbers that justify them;
-`describe_context` gives a plain-language account of what was found. Both are pure
-functions. The assistant sends the context and these suggestions to the LLM as facts, and
+`seglens.services.assistant_offline.describe_context` gives a plain-language account of
+what was found. Both are pure functions. The assistant sends the context and these suggestions to the LLM as facts, and
 answers with them alone when no LLM is available. `suggestion_from_arguments` validates the
 LLM's own ``suggest_parameters`` calls into the same `Suggestion` type.
 
@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from seglens.core.query import MAX_KEYWORD_CHARS, MAX_KEYWORDS
+from seglens.services.assistant_i18n import join, quote, say
 from seglens.services.screen_context import (
     BARELY_ABOVE_MARGIN,
     OVERLAP_IOU,
@@ -38,7 +39,6 @@ __all__ = [
     "Suggestion",
     "advise",
     "build_context",
-    "describe_context",
     "floor_2dp",
     "foreign_script",
     "pipeline_facts",
@@ -83,7 +83,9 @@ class Suggestion:
 
     Fields left None stay as they are. `threshold` and `merge_threshold` in [0, 1] and
     `keywords` apply from the cache at once; `points_per_side` (1..128) re-runs mask
-    generation; `profile` is advice only (switching models is the user's call).
+    generation; `profile` is advice only: the UI labels it so and offers no Apply (switching
+    models means a new job, the user's call); `applicable` says whether Apply changes
+    the controls.
     `rule` names the advisor rule (``llm`` for the model's own), `confidence` is in [0, 1],
     `ignored` lists fields the model sent that failed validation.
     """
@@ -110,6 +112,7 @@ class Suggestion:
         data = asdict(self)
         data["keywords"] = list(self.keywords) if self.keywords is not None else None
         data["ignored"] = list(self.ignored)
+        data["applicable"] = self.actionable
         return data
 
     @classmethod
@@ -203,12 +206,13 @@ def _below_2dp(value: float) -> float:
     return floor if floor < value else round(floor - 0.01, 2)
 
 
-def _quote(words: list[str]) -> str:
-    return ", ".join(f"'{w}'" for w in words)
+def _scores(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:.3f}" for v in values)
 
 
-def advise(context: ScreenContext) -> tuple[Suggestion, ...]:
-    """The advisor's suggestions for `context`, most confident first. Deterministic.
+def advise(context: ScreenContext, lang: str = "en") -> tuple[Suggestion, ...]:
+    """The advisor's suggestions for `context`, most confident first, their reasons
+    written in `lang` (``en`` or ``zh``). Deterministic.
 
     Rules (ids): ``all_failed``, ``some_failed``, ``tiny_profile`` (then nothing else: the
     scores mean nothing), ``no_keywords``, ``language_mismatch``, ``raise_threshold``,
@@ -216,88 +220,78 @@ def advise(context: ScreenContext) -> tuple[Suggestion, ...]:
     """
     ctx = context
     if ctx.images_done == 0 and ctx.images_failed:
-        return (_all_failed(ctx),)
+        return (_all_failed(ctx, lang),)
     found: list[Suggestion | None] = []
     if ctx.images_failed:
-        found.append(_some_failed(ctx))
+        found.append(_some_failed(ctx, lang))
     if ctx.meaningless:
-        found.append(_tiny_profile(ctx))
+        found.append(_tiny_profile(ctx, lang))
     elif not ctx.keywords:
-        found.append(
-            Suggestion(
-                "Type what to find, separated by commas (e.g. 'cat, dog'); write -word to exclude.",
-                rule="no_keywords",
-                confidence=0.9,
-            )
-        )
+        found.append(Suggestion(say(lang, "no_keywords"), rule="no_keywords", confidence=0.9))
     elif ctx.images_done:
-        foreign = _language_mismatch(ctx)
+        foreign = _language_mismatch(ctx, lang)
         found.append(foreign)
         skip = {kw for kw in ctx.keywords if foreign_script(kw, ctx.embedder_language)}
-        crowded = _raise_threshold(ctx)
+        crowded = _raise_threshold(ctx, lang)
         found.append(crowded)
         if crowded is not None:
             skip |= {s.keyword for s in ctx.keyword_stats if _is_crowded(s)}
-        found.append(_lower_threshold(ctx, skip))
-        found.append(_lower_merge_threshold(ctx))
-        found.append(_fewer_points(ctx))
-        found.append(_rephrase(ctx, skip))
+        found.append(_lower_threshold(ctx, skip, lang))
+        found.append(_lower_merge_threshold(ctx, lang))
+        found.append(_fewer_points(ctx, lang))
+        found.append(_rephrase(ctx, skip, lang))
     kept = [s for s in found if s is not None]
     return tuple(sorted(kept, key=lambda s: -s.confidence))
 
 
-def _all_failed(ctx: ScreenContext) -> Suggestion:
+def _all_failed(ctx: ScreenContext, lang: str) -> Suggestion:
     first = ctx.failures[0] if ctx.failures else Failure("?", None, "")
     code = f" ({first.code})" if first.code else ""
-    return Suggestion(
-        f"All {ctx.images_failed} processed images failed, so there is nothing to tune. First error: "
-        f"{first.file_name}: {first.message}{code}. Check the inputs: image files (JPEG, PNG, WebP, BMP, "
-        "TIFF, GIF) within the size limits, not corrupted, and readable.",
-        rule="all_failed",
-        confidence=1.0,
+    text = say(
+        lang, "all_failed", failed=ctx.images_failed, file=first.file_name, message=first.message, code=code
     )
+    return Suggestion(text, rule="all_failed", confidence=1.0)
 
 
-def _some_failed(ctx: ScreenContext) -> Suggestion:
+def _some_failed(ctx: ScreenContext, lang: str) -> Suggestion:
     codes = sorted({f.code for f in ctx.failures if f.code})
     first = ctx.failures[0] if ctx.failures else Failure("?", None, "")
-    return Suggestion(
-        f"{ctx.images_failed} of {ctx.images_total} images failed{' (' + ', '.join(codes) + ')' if codes else ''}, "
-        f"e.g. {first.file_name}: {first.message}. The numbers here cover the others.",
-        rule="some_failed",
-        confidence=0.6,
+    text = say(
+        lang,
+        "some_failed",
+        failed=ctx.images_failed,
+        total=ctx.images_total,
+        codes=f" ({', '.join(codes)})" if codes else "",
+        file=first.file_name,
+        message=first.message,
     )
+    return Suggestion(text, rule="some_failed", confidence=0.6)
 
 
-def _tiny_profile(ctx: ScreenContext) -> Suggestion:
+def _tiny_profile(ctx: ScreenContext, lang: str) -> Suggestion:
     profile = "gpu-quality" if (ctx.device or "").startswith("cuda") else "cpu-fast"
     return Suggestion(
-        "The tiny profile has random weights: its masks and scores are meaningless (random), so no "
-        f"threshold can make them right. Use a real profile such as {profile} for results that mean something.",
-        rule="tiny_profile",
-        confidence=1.0,
-        profile=profile,
+        say(lang, "tiny_profile", profile=profile), rule="tiny_profile", confidence=1.0, profile=profile
     )
 
 
-def _language_mismatch(ctx: ScreenContext) -> Suggestion | None:
+def _language_mismatch(ctx: ScreenContext, lang: str) -> Suggestion | None:
     scripts = {kw: foreign_script(kw, ctx.embedder_language) for kw in (*ctx.keywords, *ctx.exclusions)}
     foreign = [kw for kw, script in scripts.items() if script]
     if not foreign:
         return None
     only_han = all(scripts[kw] == "zh" for kw in foreign)
     profile = "zh" if only_han else "multilingual"
-    model = "Chinese-CLIP" if only_han else "SigLIP 2"
-    embedder = f" ({ctx.embedder})" if ctx.embedder else ""
-    return Suggestion(
-        f"{_quote(foreign)} {'is' if len(foreign) == 1 else 'are'} not in a language the embedder{embedder} "
-        f"reads (it reads English only), so {'its' if len(foreign) == 1 else 'their'} scores are noise. "
-        f"Translate to English (the assistant does this when the LLM is on), or switch to the {profile} "
-        f"profile ({model}).",
-        rule="language_mismatch",
-        confidence=0.9,
+    text = say(
+        lang,
+        "language_mismatch",
+        words=", ".join(quote(lang, w) for w in foreign),
+        verb="is" if len(foreign) == 1 else "are",
+        embedder=f" ({ctx.embedder})" if ctx.embedder else "",
         profile=profile,
+        model="Chinese-CLIP" if only_han else "SigLIP 2",
     )
+    return Suggestion(text, rule="language_mismatch", confidence=0.9, profile=profile)
 
 
 def _is_crowded(stats: KeywordStats) -> bool:
@@ -305,27 +299,31 @@ def _is_crowded(stats: KeywordStats) -> bool:
     return stats.matches >= MIN_CROWD and stats.barely_above * 2 >= stats.matches and strong >= 1
 
 
-def _raise_threshold(ctx: ScreenContext) -> Suggestion | None:
+def _raise_threshold(ctx: ScreenContext, lang: str) -> Suggestion | None:
     crowded = [s for s in ctx.keyword_stats if _is_crowded(s)]
     target = min(1.0, round(ctx.threshold + BARELY_ABOVE_MARGIN, 2))
     if not crowded or target <= ctx.threshold:
         return None
-    parts = [
-        f"'{s.keyword}' has {s.matches} matches and {s.barely_above} of them score under "
-        f"{ctx.threshold + BARELY_ABOVE_MARGIN:.2f}, barely above the threshold (lowest "
-        f"{', '.join(f'{v:.3f}' for v in s.lowest_matches)})"
-        for s in crowded
-    ]
-    return Suggestion(
-        f"Raise the threshold to {target:.2f}: " + "; ".join(parts) + ". Weak matches like these are "
-        "usually wrong; the stronger ones stay.",
-        rule="raise_threshold",
-        confidence=0.65,
-        threshold=target,
-    )
+    parts = []
+    for s in crowded:
+        left = s.matches_at_or_above(target)
+        parts.append(
+            say(
+                lang,
+                "raise_part",
+                kw=quote(lang, s.keyword),
+                matches=s.matches,
+                barely=s.barely_above,
+                edge=f"{ctx.threshold + BARELY_ABOVE_MARGIN:.2f}",
+                lowest=_scores(s.lowest_matches),
+                remain=say(lang, "raise_remain", left=left) if left is not None else "",
+            )
+        )
+    text = say(lang, "raise_threshold", target=f"{target:.2f}", parts=join(lang, parts))
+    return Suggestion(text, rule="raise_threshold", confidence=0.65, threshold=target)
 
 
-def _lower_threshold(ctx: ScreenContext, skip: set[str]) -> Suggestion | None:
+def _lower_threshold(ctx: ScreenContext, skip: set[str], lang: str) -> Suggestion | None:
     near: list[tuple[KeywordStats, list[float]]] = []
     for stats in ctx.keyword_stats:
         close = [v for v in stats.best_below if ctx.threshold - NEAR_MISS_MARGIN <= v < ctx.threshold]
@@ -334,25 +332,27 @@ def _lower_threshold(ctx: ScreenContext, skip: set[str]) -> Suggestion | None:
     if not near:
         return None
     target = floor_2dp(min(min(close) for _, close in near))
-    parts = []
-    for stats, close in near:
-        scores = ", ".join(f"{v:.3f}" for v in close)
-        missed = ctx.images_done - stats.images_matched
-        where = (
-            "has no match" if stats.matches == 0 else f"is missing in {missed} of {ctx.images_done} images"
+    parts = [
+        say(
+            lang,
+            "lower_part_none" if stats.matches == 0 else "lower_part_some",
+            kw=quote(lang, stats.keyword),
+            scores=_scores(close),
+            threshold=f"{ctx.threshold:.2f}",
+            missed=ctx.images_done - stats.images_matched,
+            done=ctx.images_done,
         )
-        best = f"its best scores {scores} are" if len(close) > 1 else f"its best score {scores} is"
-        parts.append(f"'{stats.keyword}' {where}, but {best} just under the threshold {ctx.threshold:.2f}")
+        for stats, close in near
+    ]
     return Suggestion(
-        f"Lower the threshold to {target:.2f}: " + "; ".join(parts) + ". Check the new matches: they "
-        "are the least certain ones.",
+        say(lang, "lower_threshold", target=f"{target:.2f}", parts=join(lang, parts)),
         rule="lower_threshold",
         confidence=0.85 if any(stats.matches == 0 for stats, _ in near) else 0.6,
         threshold=target,
     )
 
 
-def _lower_merge_threshold(ctx: ScreenContext) -> Suggestion | None:
+def _lower_merge_threshold(ctx: ScreenContext, lang: str) -> Suggestion | None:
     overlapping = [
         s
         for s in ctx.keyword_stats
@@ -364,21 +364,26 @@ def _lower_merge_threshold(ctx: ScreenContext) -> Suggestion | None:
     if target >= ctx.merge_threshold:
         return None
     parts = [
-        f"'{s.keyword}' has {s.overlapping_pairs} pairs of overlapping matches "
-        f"(mask IoU {s.overlap_iou_min:.2f} to {s.overlap_iou_max:.2f})"
+        say(
+            lang,
+            "merge_part",
+            kw=quote(lang, s.keyword),
+            pairs=s.overlapping_pairs,
+            low=f"{s.overlap_iou_min:.2f}",
+            high=f"{s.overlap_iou_max:.2f}",
+        )
         for s in overlapping
     ]
+    how = say(lang, "merge_nms" if ctx.params.merge_strategy == "nms" else "merge_union")
     return Suggestion(
-        f"Lower the merging threshold to {target:.2f}: " + "; ".join(parts) + ", most likely the same "
-        f"object found several times. Matches overlapping more than {target:.2f} then merge "
-        f"({'keeping the best' if ctx.merge_strategy == 'nms' else 'into one mask'}).",
+        say(lang, "lower_merge", target=f"{target:.2f}", parts=join(lang, parts), how=how),
         rule="lower_merge_threshold",
         confidence=0.7,
         merge_threshold=target,
     )
 
 
-def _fewer_points(ctx: ScreenContext) -> Suggestion | None:
+def _fewer_points(ctx: ScreenContext, lang: str) -> Suggestion | None:
     points, masks_ms = ctx.points_per_side, ctx.mask_generation_ms
     if ctx.device != "cpu" or points is None or points <= MIN_POINTS_PER_SIDE or masks_ms is None:
         return None
@@ -386,19 +391,19 @@ def _fewer_points(ctx: ScreenContext) -> Suggestion | None:
         return None
     target = max(MIN_POINTS_PER_SIDE, points // 2)
     large = ctx.mean_megapixels >= LARGE_IMAGE_MP
-    size = f" for large images ({ctx.mean_megapixels:.0f} MP on average)" if large else ""
-    return Suggestion(
-        f"Use {target} points per side instead of {points}: mask generation takes {masks_ms / 1000:.1f} s "
-        f"per image on the CPU{size}, and the point grid sets that cost (about {(points / target) ** 2:.0f}x "
-        "less decoder work). This re-runs mask generation once; later queries come from the cache. "
-        "Small objects may be missed with a coarser grid.",
-        rule="fewer_points",
-        confidence=0.75 if large else 0.65,
-        points_per_side=target,
+    text = say(
+        lang,
+        "fewer_points",
+        target=target,
+        points=points,
+        seconds=f"{masks_ms / 1000:.1f}",
+        size=say(lang, "fewer_points_size", mp=f"{ctx.mean_megapixels:.0f}") if large else "",
+        factor=f"{(points / target) ** 2:.0f}",
     )
+    return Suggestion(text, rule="fewer_points", confidence=0.75 if large else 0.65, points_per_side=target)
 
 
-def _rephrase(ctx: ScreenContext, skip: set[str]) -> Suggestion | None:
+def _rephrase(ctx: ScreenContext, skip: set[str], lang: str) -> Suggestion | None:
     far = [
         s
         for s in ctx.keyword_stats
@@ -409,66 +414,15 @@ def _rephrase(ctx: ScreenContext, skip: set[str]) -> Suggestion | None:
     ]
     if not far:
         return None
-    scores = "; ".join(f"'{s.keyword}' at best {s.best_score or 0.0:.3f}" for s in far)
+    parts = join(
+        lang,
+        (
+            say(lang, "rephrase_part", kw=quote(lang, s.keyword), best=f"{s.best_score or 0.0:.3f}")
+            for s in far
+        ),
+    )
     return Suggestion(
-        f"Nothing comes near the threshold {ctx.threshold:.2f} for {scores}: the embedder does not connect "
-        f"{'this word' if len(far) == 1 else 'these words'} with any region. Try a more common word or a "
-        "synonym, describe what it looks like, or use a stronger embedder (gpu-quality: CLIP ViT-L/14). "
-        "If the object is really absent, this is the right answer.",
+        say(lang, "rephrase", threshold=f"{ctx.threshold:.2f}", parts=parts),
         rule="rephrase_keyword",
         confidence=0.55,
     )
-
-
-# -- plain-language account -----------------------------------------------------------
-def describe_context(context: ScreenContext) -> str:
-    """A few lines saying what was found per keyword, with the numbers (Markdown)."""
-    ctx = context
-    lines: list[str] = []
-    where = "1 image" if ctx.images_total == 1 else f"{ctx.images_total} images"
-    if ctx.images_total == 1 and ctx.largest_image_hw:
-        where += f" ({ctx.largest_image_hw[1]}x{ctx.largest_image_hw[0]} px)"
-    if ctx.scope == "job" and ctx.images_done != ctx.images_total:
-        where += f" ({ctx.images_done} done, {ctx.images_failed} failed)"
-    query = ", ".join([*ctx.keywords, *(f"-{e}" for e in ctx.exclusions)]) or "(no keywords)"
-    setup = f"threshold {ctx.threshold:.2f}, merging {ctx.merge_threshold:.2f}, mode {ctx.mode}"
-    if ctx.profile:
-        setup += f", profile {ctx.profile}"
-    if ctx.device:
-        setup += f" on {ctx.device}"
-    lines.append(f'Looking at {where} with the query "{query}" ({setup}).')
-    if ctx.meaningless:
-        lines.append("**Tiny profile: random weights, the results below are meaningless.**")
-    if ctx.images_done:
-        lines.append(
-            f"{ctx.images_matched} of {ctx.images_done} images match; {ctx.regions_mean:.0f} candidate regions "
-            "per image on average."
-        )
-    for stats in ctx.keyword_stats:
-        lines.append("- " + _describe_keyword(stats, ctx))
-    for word, count in ctx.exclusion_hits.items():
-        lines.append(f"- -{word} excluded {count} image{'s' if count != 1 else ''}.")
-    masks_ms = ctx.mask_generation_ms
-    if masks_ms is not None:
-        embed = ctx.timings_ms.get("embed_regions")
-        extra = f", region embedding {embed / 1000:.1f} s" if embed is not None else ""
-        lines.append(f"Mask generation took {masks_ms / 1000:.1f} s per image{extra}.")
-    elif ctx.cache_hit_images:
-        lines.append("Regions and embeddings came from the cache.")
-    return "\n".join(lines)
-
-
-def _describe_keyword(stats: KeywordStats, ctx: ScreenContext) -> str:
-    if stats.best_score is None:
-        return f"{stats.keyword}: no regions to score."
-    if stats.matches == 0:
-        return (
-            f"{stats.keyword}: no match; best score {stats.best_score:.3f} (threshold {ctx.threshold:.2f})."
-        )
-    images = f" in {stats.images_matched} of {ctx.images_done} images" if ctx.images_done > 1 else ""
-    text = f"{stats.keyword}: {stats.matches} match{'es' if stats.matches != 1 else ''}{images}, best {stats.best_score:.3f}"
-    if stats.matches > 1:
-        text += f", lowest {', '.join(f'{v:.3f}' for v in stats.lowest_matches)}"
-    if stats.best_below:
-        text += f"; best where it missed {', '.join(f'{v:.3f}' for v in stats.best_below)}"
-    return text + "."

@@ -7,7 +7,9 @@ sends a system prompt made of a short user guide, the `ScreenContext` as JSON an
 offline advisor's suggestions as facts, streams the answer and turns ``suggest_parameters``
 tool calls into suggestions. Without one (not configured) or when it fails (wrong key,
 timeout, broken stream...), the deterministic advisor answers instead and the text says
-that the LLM is off or unavailable, and why.
+that the LLM is off or unavailable, and why. Answers are in the UI's language (``en`` or
+``zh``; Chinese whenever the question is): the advisor from its own templates, the LLM as
+instructed. The prompt stays under `PROMPT_TOKEN_BUDGET` (see `assistant_prompt`).
 
 What leaves the machine: the guide, the context (keywords, scores, counts, sizes,
 timings, file names of failed images), the conversation and the advisor's suggestions.
@@ -17,9 +19,7 @@ No HTTP or UI types here; persistence is the caller's (store `DoneEvent`'s messa
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -36,14 +36,11 @@ from seglens.llm import (
     TextChunk,
     ToolCall,
 )
-from seglens.services.advisor import (
-    ScreenContext,
-    Suggestion,
-    advise,
-    describe_context,
-    suggestion_from_arguments,
-)
-from seglens.services.assistant_guide import guide_excerpt, load_user_guide
+from seglens.services.advisor import ScreenContext, Suggestion, advise, suggestion_from_arguments
+from seglens.services.assistant_guide import load_user_guide
+from seglens.services.assistant_i18n import language_of, say
+from seglens.services.assistant_offline import offline_paragraphs
+from seglens.services.assistant_prompt import MAX_HISTORY_MESSAGES, build_messages, fact_text
 from seglens.services.assistant_translate import KeywordTranslation, needs_translation, translate_keywords
 from seglens.settings import Settings
 
@@ -63,22 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 4000
-MAX_HISTORY_MESSAGES = 12
 MAX_SUGGESTIONS_PER_ANSWER = 3
-
-_SYSTEM_PROMPT = """You are the SegLens assistant. SegLens finds things in images by words: \
-Segment Anything (SAM) cuts each image into candidate regions, a CLIP-family model scores each \
-region against the user's keywords (a probability in [0, 1]), and regions scoring at least the \
-threshold are highlighted; overlapping matches of one keyword whose mask IoU exceeds the merging \
-threshold are merged.
-
-Answer briefly (a few sentences or a short list) in the user's language. Ground every statement \
-about results in the numbers of CONTEXT; never invent scores. When a change of settings would \
-help, explain it and call the suggest_parameters tool with only the fields to change and a reason \
-that cites the numbers: the user applies it with one click. ADVISOR FACTS were computed from the \
-same numbers by deterministic rules: build on them, and say why if you disagree. Threshold, \
-merging and keyword changes are instant (cached); points_per_side re-runs mask generation. If \
-the profile is tiny, say that the results are meaningless. For how-to questions use USER GUIDE."""
 
 
 @dataclass(frozen=True)
@@ -227,8 +209,12 @@ class Assistant:
         message: str,
         context: ScreenContext | None = None,
         history: Sequence[ChatMessage] = (),
+        *,
+        lang: str | None = None,
     ) -> Iterator[AssistantEvent]:
-        """Answer `message` about `context` after `history` (oldest first).
+        """Answer `message` about `context` after `history` (oldest first), in the UI's
+        language `lang` (``en``, ``zh``; a question with Chinese characters is answered in
+        Chinese whatever `lang` says).
 
         Yields text deltas, suggestion events, at most one error event, and ends with one
         `DoneEvent`. Never raises for LLM trouble (that becomes an `ErrorEvent` and the
@@ -240,25 +226,25 @@ class Assistant:
             raise ValueError("the message is empty: ask a question")
         if len(text) > MAX_MESSAGE_CHARS:
             raise ValueError(f"the message is longer than {MAX_MESSAGE_CHARS} characters")
-        return self._chat(text, context, tuple(history))
+        return self._chat(text, context, tuple(history), language_of(text, lang))
 
     def _chat(
-        self, message: str, context: ScreenContext | None, history: tuple[ChatMessage, ...]
+        self, message: str, context: ScreenContext | None, history: tuple[ChatMessage, ...], lang: str
     ) -> Iterator[AssistantEvent]:
         user = ChatMessage("user", message)
-        facts = advise(context) if context is not None else ()
+        facts = advise(context, lang) if context is not None else ()
         answer = _Answer()
         status = self.status()
+        earlier = [turn.content for turn in history if turn.role == "assistant"]
         if not status.llm_on or self.llm is None:
-            yield from self._offline(
-                answer, message, context, facts, f"The AI assistant is off: {status.reason}."
-            )
+            lead = say(lang, "llm_off", reason=(status.reason or "off").rstrip("."))
+            yield from self._offline(answer, message, context, facts, lead, lang, earlier)
             yield DoneEvent(user, ChatMessage("assistant", answer.text, tuple(answer.suggestions), "advisor"))
             return
 
         llm = self.llm
         failure: LLMError | None = None
-        messages = self._prompt(message, context, facts, history)
+        messages = self._prompt(message, context, facts, history, lang)
         try:
             yield from self._stream(llm, answer, messages, tools=True)
         except LLMBadRequestError as exc:
@@ -283,8 +269,8 @@ class Assistant:
                 for s in facts
                 if (s.threshold, s.merge_threshold, s.points_per_side, s.keywords) not in shown
             )
-            lead = f"The LLM could not answer: {failure.message} The built-in advisor answers instead."
-            yield from self._offline(answer, message, context, remaining, lead)
+            lead = say(lang, "llm_failed", message=failure.message)
+            yield from self._offline(answer, message, context, remaining, lead, lang, earlier)
             reply = ChatMessage("assistant", answer.text, tuple(answer.suggestions), "advisor", failure.code)
         else:
             if not answer.text.strip():
@@ -328,20 +314,12 @@ class Assistant:
         context: ScreenContext | None,
         facts: Sequence[Suggestion],
         lead: str,
+        lang: str,
+        earlier: Sequence[str],
     ) -> Iterator[AssistantEvent]:
-        paragraphs = [f"_{lead}_"]
-        if context is not None:
-            paragraphs.append(describe_context(context))
-            if facts:
-                lines = [f"{i}. {s.reason}" for i, s in enumerate(facts, start=1)]
-                paragraphs.append("Suggestions:\n" + "\n".join(lines))
-            else:
-                paragraphs.append("The advisor has nothing to change: the results fit the settings.")
-        else:
-            paragraphs.append("Open an image or a job to get advice grounded in its numbers.")
-        excerpt = guide_excerpt(self.guide, message)
-        if excerpt:
-            paragraphs.append(f"From the user guide:\n\n{excerpt}")
+        paragraphs = offline_paragraphs(
+            message, context, facts, guide=self.guide, lang=lang, lead=lead, earlier_answers=earlier
+        )
         # After a partial LLM answer, a rule separates the advisor's part from it.
         separator = "\n\n---\n\n" if answer.parts else ""
         for paragraph in paragraphs:
@@ -359,23 +337,15 @@ class Assistant:
         context: ScreenContext | None,
         facts: Sequence[Suggestion],
         history: Sequence[ChatMessage],
+        lang: str,
     ) -> list[LLMMessage]:
-        context_json = json.dumps(context.to_dict(), ensure_ascii=False) if context is not None else "none"
-        facts_json = (
-            json.dumps([_fact(s) for s in facts], ensure_ascii=False) if facts else "none (no rule fired)"
-        )
-        system = (
-            f"{_SYSTEM_PROMPT}\n\nUSER GUIDE:\n{self.guide}\n\nCONTEXT (what the user is looking at, JSON):\n"
-            f"{context_json}\n\nADVISOR FACTS (JSON):\n{facts_json}"
-        )
-        messages = [LLMMessage("system", system)]
+        turns = []
         for turn in history[-MAX_HISTORY_MESSAGES:]:
-            content = turn.content[:MAX_MESSAGE_CHARS]
+            content = turn.content
             if turn.suggestions:
-                content += "\n(suggested: " + "; ".join(_fact_text(s) for s in turn.suggestions) + ")"
-            messages.append(LLMMessage(turn.role, content))
-        messages.append(LLMMessage("user", message))
-        return messages
+                content += "\n(suggested: " + "; ".join(fact_text(s) for s in turn.suggestions) + ")"
+            turns.append((turn.role, content))
+        return build_messages(message, context, facts, turns, guide=self.guide, lang=lang)
 
     # -- keywords ---------------------------------------------------------------------
     def translate_keywords(
@@ -394,18 +364,3 @@ def _refuses_tools(error: LLMBadRequestError) -> bool:
     """Whether a 4xx says the model or server cannot do tool calls (Ollama: "does not
     support tools"; vLLM without --enable-auto-tool-choice: "tool choice requires ...")."""
     return error.status in (400, 422) and "tool" in f"{error.message} {error.detail}".lower()
-
-
-def _fact(suggestion: Suggestion) -> dict[str, Any]:
-    data = {k: v for k, v in suggestion.to_dict().items() if v not in (None, [], ())}
-    data.pop("source", None)
-    data.pop("ignored", None)
-    return data
-
-
-def _fact_text(suggestion: Suggestion) -> str:
-    fields = ("threshold", "merge_threshold", "points_per_side", "keywords", "profile")
-    values = [
-        f"{name}={getattr(suggestion, name)!r}" for name in fields if getattr(suggestion, name) is not None
-    ]
-    return ", ".join(values) or re.sub(r"\s+", " ", suggestion.reason)[:80]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from seglens.services.advisor import ScreenContext, Suggestion, advise, describe_context
+from seglens.services.advisor import ScreenContext, Suggestion, advise
 from seglens.services.assistant import (
     MAX_MESSAGE_CHARS,
     Assistant,
@@ -36,6 +36,7 @@ from seglens.services.assistant import (
     TextEvent,
 )
 from seglens.services.assistant_context import ContextRequest, ScreenContexts
+from seglens.services.assistant_offline import describe_context
 from seglens.services.conversations import ConversationService
 from seglens.services.errors import Busy, InvalidInput
 
@@ -142,8 +143,10 @@ class AssistantService:
         *,
         conversation_id: str | None = None,
         context: ContextRequest | None = None,
+        lang: str | None = None,
     ) -> ChatTurn:
-        """Check everything, store the question and return the turn to stream.
+        """Check everything, store the question and return the turn to stream; the
+        answer is in the UI's language `lang` (``en``, ``zh``) or the question's.
 
         Raises `InvalidInput` (empty or too long message, bad context), `NotFound`
         (unknown conversation, job or image), `Busy` (too many at once) and, for an image
@@ -171,7 +174,8 @@ class AssistantService:
         except BaseException:
             release()
             raise
-        turn = ChatTurn(stored.id, self._answer(stored.id, question, screen, history, release), release)
+        answer = self._answer(stored.id, question, screen, history, release, lang)
+        turn = ChatTurn(stored.id, answer, release)
         weakref.finalize(turn, release)
         return turn
 
@@ -182,12 +186,13 @@ class AssistantService:
         context: ScreenContext | None,
         history: Sequence[ChatMessage],
         release: Callable[[], None],
+        lang: str | None,
     ) -> Iterator[AssistantEvent]:
         parts: list[str] = []
         suggestions: list[Suggestion] = []
         events: Iterator[AssistantEvent] = iter(())
         try:
-            events = self.assistant.chat(question.content, context, history)
+            events = self.assistant.chat(question.content, context, history, lang=lang)
             for event in events:
                 if isinstance(event, DoneEvent):
                     yield from self._finish(conversation_id, event)
@@ -230,12 +235,13 @@ class AssistantService:
         yield done
 
     # -- no LLM ------------------------------------------------------------------------
-    def advice(self, request: ContextRequest) -> Advice:
-        """The advisor's suggestions for a job or an image; never calls the LLM."""
+    def advice(self, request: ContextRequest, lang: str = "en") -> Advice:
+        """The advisor's suggestions for a job or an image, written in `lang`; never
+        calls the LLM. The context comes from the cache when the screen is unchanged."""
         context = self.contexts.build(request)
         if context is None:
             raise InvalidInput("invalid_context", "give job_id, or image_id with query")
-        return Advice(context, advise(context), describe_context(context))
+        return Advice(context, advise(context, lang), describe_context(context, lang))
 
     def translate(
         self, keywords: Sequence[str], *, check_all: bool = False

@@ -14,6 +14,8 @@ messages of failed images, the profile, the embedder and the device.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -92,7 +94,16 @@ def profile_facts(profile: str | None) -> PipelineFacts:
 
 
 class ScreenContexts:
-    """Builds `ScreenContext`s for the assistant routes."""
+    """Builds `ScreenContext`s for the assistant routes, and keeps the last few.
+
+    A context is cached per screen state: a job by its id and progress (status, counts,
+    last update), an image by its id, query, settings and the loaded models. A repeated
+    question or 'Suggest settings' about the same screen costs a dictionary look-up.
+    Building runs in the caller's thread (the routes call it from worker threads) and
+    holds no lock while it works: the cache's lock only guards the dictionary.
+    """
+
+    CACHE_SIZE = 32
 
     def __init__(
         self,
@@ -108,6 +119,9 @@ class ScreenContexts:
         self.interactive = interactive
         self.provider = provider
         self.profile = profile
+        self._cache: OrderedDict[tuple[Any, ...], ScreenContext] = OrderedDict()
+        self._lock = threading.Lock()
+        self.builds = 0  # contexts built (not served from the cache), for tests and logs
 
     def build(self, request: ContextRequest | None) -> ScreenContext | None:
         """The context for `request`; None when it names neither a job nor an image.
@@ -120,7 +134,8 @@ class ScreenContexts:
             return None
         if request.job_id:
             return self.for_job(request.job_id)
-        assert request.image_id is not None
+        if request.image_id is None:
+            raise InvalidInput("invalid_context", "context.image_id is required")
         if not request.query or not request.query.strip():
             raise InvalidInput("invalid_context", "context.query is required with context.image_id")
         return self.for_image(request.image_id, request.query, request.params)
@@ -133,7 +148,30 @@ class ScreenContexts:
     def embedder_language(self) -> str:
         return self.current_facts().get("embedder_language") or "en"
 
+    # -- cache ---------------------------------------------------------------------------
+    def _cached(self, key: tuple[Any, ...]) -> ScreenContext | None:
+        with self._lock:
+            found = self._cache.get(key)
+            if found is not None:
+                self._cache.move_to_end(key)
+            return found
+
+    def _keep(self, key: tuple[Any, ...], context: ScreenContext) -> ScreenContext:
+        with self._lock:
+            self.builds += 1
+            self._cache[key] = context
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return context
+
+    # -- builders ------------------------------------------------------------------------
     def for_image(self, image_id: str, query: str, params: JobParams) -> ScreenContext:
+        pipeline = self.provider.pipeline
+        key = ("image", image_id, query.strip(), params.query_params(), params.points_per_side, id(pipeline))
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
         outcome = self.interactive.query(
             image_id,
             query,
@@ -154,15 +192,35 @@ class ScreenContexts:
         if params.points_per_side is not None:
             facts["points_per_side"] = params.points_per_side
         facts["meaningless"] = outcome.meaningless
-        return build_context([record], scope="image", subject_id=outcome.image.id, **facts)
+        context = build_context(
+            [record],
+            scope="image",
+            subject_id=outcome.image.id,
+            subject_name=outcome.image.filename,
+            **facts,
+        )
+        return self._keep(key, context)
 
     def for_job(self, job_id: str) -> ScreenContext:
         job = self.jobs.get(job_id)
+        pipeline = self.provider.pipeline
+        key = (
+            "job",
+            job.id,
+            job.status,
+            job.done,
+            job.failed,
+            job.skipped,
+            job.updated_at,
+            id(pipeline),
+        )
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
         items = [i for i in self.jobs.iter_items(job.id) if i.status in ("done", "failed")]
         names = self.images.find_many([i.image_id for i in items])
         records: list[ImageRecord] = [item_image_record(i, job, names.get(i.image_id)) for i in items]
         params = JobParams.from_dict(job.params)
-        pipeline = self.provider.pipeline
         if pipeline is not None and (job.profile is None or job.profile == pipeline.profile):
             facts = pipeline_facts(pipeline)
         else:
@@ -171,7 +229,7 @@ class ScreenContexts:
         facts["meaningless"] = job.meaningless
         if params.points_per_side is not None:
             facts["points_per_side"] = params.points_per_side
-        return build_context(
+        context = build_context(
             records,
             query=parse_query(job.query),
             params=params.query_params(),
@@ -180,3 +238,4 @@ class ScreenContexts:
             images_total=job.total,
             **facts,
         )
+        return self._keep(key, context)

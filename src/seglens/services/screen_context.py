@@ -1,9 +1,19 @@
 """What the user is looking at, in numbers: the assistant's screen context.
 
 `build_context` turns query results (one image or a whole job) into a compact, JSON-able
-`ScreenContext`: per keyword the match counts, the best scores just below and just above
-the threshold and the overlaps among matches; region counts, image sizes, stage timings,
-the device and the failures. Pure: no I/O, no model.
+`ScreenContext`: per keyword the match counts, a histogram of the match scores, the best
+scores just below and just above the threshold, the image holding the best score, and
+the overlaps among matches; region counts, image sizes, stage timings, the device and the
+failures. Pure: no I/O, no model.
+
+Bounded work and size, whatever the job: one pass over the images (each keyword's
+matches are counted and histogrammed, never compared with each other in bulk); overlaps
+are measured only between the `OVERLAP_TOP_K` best matches of a keyword in an image, only
+for pairs whose boxes can reach `OVERLAP_IOU`, and in at most `OVERLAP_MAX_IMAGES`
+images per keyword. Each mask comparison is one small pycocotools call: pycocotools keeps
+the GIL for the whole of a call, so one big IoU matrix (the old code compared every match
+of a keyword with every other: 600 matches in an image were one 360,000-pair call) froze
+every other thread of the server, the event loop included, for seconds at a time.
 
 Scores are keyword probabilities in [0, 1]; a region matches when ``score >= threshold``,
 and two matches of one keyword merge when their mask IoU is ``> merge_threshold``.
@@ -11,6 +21,7 @@ and two matches of one keyword merge when their mask IoU is ``> merge_threshold`
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
@@ -19,14 +30,17 @@ import numpy as np
 
 from seglens.core.exports import ImageRecord
 from seglens.core.masks import rle_iou_matrix
-from seglens.core.types import Query, QueryParams, QueryResult
+from seglens.core.types import Match, Query, QueryParams, QueryResult
 
 if TYPE_CHECKING:
     from seglens.services.pipeline import Pipeline
 
 __all__ = [
     "BARELY_ABOVE_MARGIN",
+    "HISTOGRAM_BINS",
     "OVERLAP_IOU",
+    "OVERLAP_MAX_IMAGES",
+    "OVERLAP_TOP_K",
     "PROPOSER_STAGES",
     "Failure",
     "KeywordStats",
@@ -38,6 +52,9 @@ __all__ = [
 
 OVERLAP_IOU = 0.3  # two matches of one keyword with mask IoU above this "overlap"
 BARELY_ABOVE_MARGIN = 0.05  # a match this close over the threshold is "barely above" it
+OVERLAP_TOP_K = 20  # overlaps are looked for among this many best matches per keyword and image
+OVERLAP_MAX_IMAGES = 50  # ... in at most this many images per keyword
+HISTOGRAM_BINS = 10  # match scores are counted in bins of 0.1 over [0, 1]
 PROPOSER_STAGES = ("preprocess", "image_encoder", "mask_decoder", "postprocess")
 _KEEP_SCORES = 3
 _KEEP_FAILURES = 5
@@ -48,13 +65,17 @@ class KeywordStats:
     """One keyword over every image of the context.
 
     - `matches`: matches after merging; `images_matched`: images with at least one
-    - `best_score`: best region probability anywhere (None without regions)
+    - `best_score`: best region probability anywhere (None without regions), found in
+      the image named `best_image` (its file name)
     - `best_below`: per-image best scores of images where it did not match, highest first
       (at most 3), i.e. the scores just under the threshold
     - `lowest_matches`: the lowest match scores, ascending (at most 3), i.e. the scores just
       above the threshold; `barely_above`: matches scoring under threshold + 0.05
-    - `overlapping_pairs`: pairs of its matches in one image with mask IoU > 0.3, whose
-      IoUs span [`overlap_iou_min`, `overlap_iou_max`]
+    - `score_histogram`: match counts per score bin ``[i/10, (i+1)/10)`` (the last bin
+      includes 1.0), `HISTOGRAM_BINS` entries; empty without matches
+    - `overlapping_pairs`: pairs of its matches in one image with mask IoU > 0.3 (among
+      each image's `OVERLAP_TOP_K` best matches), whose IoUs span [`overlap_iou_min`,
+      `overlap_iou_max`]
     - `max_matches_per_image`: the most matches in one image
     """
 
@@ -62,13 +83,28 @@ class KeywordStats:
     matches: int = 0
     images_matched: int = 0
     best_score: float | None = None
+    best_image: str | None = None
     best_below: tuple[float, ...] = ()
     lowest_matches: tuple[float, ...] = ()
     barely_above: int = 0
+    score_histogram: tuple[int, ...] = ()
     overlapping_pairs: int = 0
     overlap_iou_min: float | None = None
     overlap_iou_max: float | None = None
     max_matches_per_image: int = 0
+
+    def matches_at_or_above(self, threshold: float) -> int | None:
+        """How many of the current matches score at least `threshold`, when the histogram
+        and the lowest scores can tell exactly (a threshold on a bin edge, or under every
+        match); None otherwise."""
+        if not self.score_histogram:
+            return 0
+        if self.lowest_matches and threshold <= self.lowest_matches[0]:
+            return self.matches
+        edge = threshold * HISTOGRAM_BINS
+        if abs(edge - round(edge)) < 1e-9:
+            return int(sum(self.score_histogram[round(edge) :]))
+        return None
 
 
 @dataclass(frozen=True)
@@ -82,18 +118,19 @@ class Failure:
 class ScreenContext:
     """A compact, JSON-able summary of one image or one job, for the advisor and the LLM.
 
-    Thresholds in [0, 1]; `timings_ms` are per-image means over the images that ran that
-    stage (cache hits skip the model stages); `largest_image_hw` is (height, width).
+    `params` are the query settings the results were computed with; `subject_name` is the
+    image's file name (image scope) or the job's name when it has one. `timings_ms` are
+    per-image means over the images that ran that stage (cache hits skip the model
+    stages); `largest_image_hw` is (height, width). Its size does not grow with the
+    number of images or matches (at most 32 keywords, 5 failures, fixed-size stats).
     """
 
     scope: Literal["image", "job"]
     keywords: tuple[str, ...]
     exclusions: tuple[str, ...] = ()
-    threshold: float = 0.5
-    merge_threshold: float = 0.7
-    mode: str = "any"
-    merge_strategy: str = "nms"
+    params: QueryParams = field(default_factory=QueryParams)
     subject_id: str | None = None
+    subject_name: str | None = None
     points_per_side: int | None = None
     profile: str | None = None
     embedder: str | None = None
@@ -114,6 +151,14 @@ class ScreenContext:
     cache_hit_images: int = 0
     failures: tuple[Failure, ...] = ()
 
+    @property
+    def threshold(self) -> float:
+        return self.params.threshold
+
+    @property
+    def merge_threshold(self) -> float:
+        return self.params.merge_threshold
+
     def stats_for(self, keyword: str) -> KeywordStats | None:
         return next((s for s in self.keyword_stats if s.keyword == keyword), None)
 
@@ -124,8 +169,12 @@ class ScreenContext:
         return sum(stages) if stages else None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON data: floats rounded to 3 decimals, empty and None fields left out."""
-        return _compact(asdict(self))
+        """Plain JSON data: the query settings flattened in (``threshold``,
+        ``merge_threshold``, ``mode``, ``merge_strategy``), floats rounded to 3 decimals,
+        empty and None fields left out."""
+        data = asdict(self)
+        params = data.pop("params")
+        return _compact({"scope": data.pop("scope"), "keywords": data.pop("keywords"), **params, **data})
 
 
 def _compact(value: Any) -> Any:
@@ -146,6 +195,7 @@ def build_context(
     params: QueryParams | None = None,
     scope: Literal["image", "job"] | None = None,
     subject_id: str | None = None,
+    subject_name: str | None = None,
     points_per_side: int | None = None,
     profile: str | None = None,
     embedder: str | None = None,
@@ -154,23 +204,29 @@ def build_context(
     device: str | None = None,
     images_total: int | None = None,
 ) -> ScreenContext:
-    """Summarise query results into a `ScreenContext`.
+    """Summarise query results into a `ScreenContext`, in time linear in the images and
+    matches (see the module's note on overlaps).
 
-    `images` are the processed images (an `ImageRecord` carries timings and failures; a
-    bare `QueryResult` counts as one successful image). `query` and `params` default to
-    those of the first result; `scope` to ``image`` for one input, else ``job``;
+    `images` are the processed images (an `ImageRecord` carries its file name, timings and
+    failures; a bare `QueryResult` counts as one successful image named ``image-<n>``).
+    `query` and `params` default to those of the first result; `scope` to ``image`` for
+    one input, else ``job``; `subject_name` for an image to its file name;
     `images_total` (e.g. a job's size, pending images included) to ``len(images)``.
     """
     records = [
         r if isinstance(r, ImageRecord) else ImageRecord(f"image-{i + 1}", result=r)
         for i, r in enumerate(images)
     ]
-    results = [r.result for r in records if r.result is not None]
+    done = [r for r in records if r.result is not None]
+    results = [r.result for r in done if r.result is not None]
     query = query or (results[0].query if results else Query(()))
     params = params or (results[0].params if results else QueryParams())
     failed = [r for r in records if r.result is None and r.error]
+    scope = scope or ("image" if len(records) == 1 else "job")
+    if subject_name is None and scope == "image" and len(records) == 1:
+        subject_name = records[0].file_name
 
-    sizes = [r.result.image_size_hw for r in records if r.result is not None]
+    sizes = [res.image_size_hw for res in results]
     largest = max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else None
     regions = [res.num_regions for res in results]
     exclusion_hits: dict[str, int] = {}
@@ -184,14 +240,12 @@ def build_context(
             stage_totals.setdefault(stage, []).append(float(ms))
 
     return ScreenContext(
-        scope=scope or ("image" if len(records) == 1 else "job"),
+        scope=scope,
         keywords=query.keywords,
         exclusions=query.exclusions,
-        threshold=params.threshold,
-        merge_threshold=params.merge_threshold,
-        mode=params.mode,
-        merge_strategy=params.merge_strategy,
+        params=params,
         subject_id=subject_id,
+        subject_name=subject_name,
         points_per_side=points_per_side,
         profile=profile,
         embedder=embedder,
@@ -204,7 +258,7 @@ def build_context(
         images_failed=len(failed),
         regions_mean=float(np.mean(regions)) if regions else 0.0,
         regions_max=max(regions, default=0),
-        keyword_stats=tuple(_keyword_stats(kw, results, params.threshold) for kw in query.keywords),
+        keyword_stats=_all_keyword_stats(query.keywords, done, params.threshold),
         exclusion_hits=exclusion_hits,
         largest_image_hw=(int(largest[0]), int(largest[1])) if largest else None,
         mean_megapixels=float(np.mean([h * w for h, w in sizes]) / 1e6) if sizes else 0.0,
@@ -214,41 +268,105 @@ def build_context(
     )
 
 
-def _keyword_stats(keyword: str, results: Sequence[QueryResult], threshold: float) -> KeywordStats:
-    match_scores: list[float] = []
-    below: list[float] = []
+@dataclass
+class _Tally:
+    """One keyword's running totals while `build_context` walks the images once."""
+
+    matches: int = 0
+    images_matched: int = 0
+    most: int = 0
     best: float | None = None
-    images_matched = most = pairs = 0
-    ious: list[float] = []
-    for result in results:
-        if result.num_regions and keyword in result.best_scores:
-            score = result.best_scores[keyword]
-            best = score if best is None else max(best, score)
-        matches = [m for m in result.matches if m.keyword == keyword]
-        if matches:
-            images_matched += 1
-            most = max(most, len(matches))
-            match_scores.extend(m.score for m in matches)
-            if len(matches) > 1:
-                iou = rle_iou_matrix([m.rle for m in matches], [m.rle for m in matches])
-                upper = iou[np.triu_indices(len(matches), k=1)]
-                overlapping = upper[upper > OVERLAP_IOU]
-                pairs += int(overlapping.size)
-                ious.extend(float(v) for v in overlapping)
-        elif result.num_regions and keyword in result.best_scores:
-            below.append(result.best_scores[keyword])
+    best_image: str | None = None
+    below: list[float] = field(default_factory=list)
+    lowest: list[float] = field(default_factory=list)
+    barely: int = 0
+    histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BINS)
+    pairs: int = 0
+    ious: list[float] = field(default_factory=list)
+    overlap_images: int = 0
+
+
+def _all_keyword_stats(
+    keywords: Sequence[str], done: Sequence[ImageRecord], threshold: float
+) -> tuple[KeywordStats, ...]:
+    tallies = {kw: _Tally() for kw in keywords}
+    for record in done:
+        result = record.result
+        if result is None:
+            continue
+        by_keyword: dict[str, list[Match]] = {}
+        for match in result.matches:
+            if match.keyword in tallies:
+                by_keyword.setdefault(match.keyword, []).append(match)
+        for keyword, tally in tallies.items():
+            _add_image(tally, keyword, record.file_name, result, by_keyword.get(keyword, []), threshold)
+    return tuple(_stats(kw, tallies[kw]) for kw in keywords)
+
+
+def _add_image(
+    tally: _Tally, keyword: str, name: str, result: QueryResult, matches: list[Match], threshold: float
+) -> None:
+    score = result.best_scores.get(keyword) if result.num_regions else None
+    if score is not None and (tally.best is None or score > tally.best):
+        tally.best, tally.best_image = score, name
+    if not matches:
+        if score is not None:
+            tally.below = sorted([*tally.below, score], reverse=True)[:_KEEP_SCORES]
+        return
+    scores = [m.score for m in matches]
+    tally.matches += len(matches)
+    tally.images_matched += 1
+    tally.most = max(tally.most, len(matches))
+    tally.lowest = sorted([*tally.lowest, *heapq.nsmallest(_KEEP_SCORES, scores)])[:_KEEP_SCORES]
+    edge = threshold + BARELY_ABOVE_MARGIN
+    for score in scores:
+        tally.histogram[min(HISTOGRAM_BINS - 1, max(0, int(score * HISTOGRAM_BINS)))] += 1
+        tally.barely += score < edge
+    if len(matches) > 1 and tally.overlap_images < OVERLAP_MAX_IMAGES:
+        tally.overlap_images += 1
+        ious = _overlaps(matches)
+        tally.pairs += len(ious)
+        tally.ious.extend(ious)
+
+
+def _overlaps(matches: Sequence[Match]) -> list[float]:
+    """Mask IoUs above `OVERLAP_IOU` among the `OVERLAP_TOP_K` best of `matches`; a pair
+    whose boxes cannot reach it (IoU <= min(box intersection, areas) / union bound) is
+    never decoded, and each remaining pair is its own short pycocotools call."""
+    top = sorted(matches, key=lambda m: -m.score)[:OVERLAP_TOP_K]
+    boxes = np.array([m.bbox_xyxy for m in top], np.float64)
+    areas = np.array([max(m.area, 1) for m in top], np.float64)
+    x0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
+    y0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
+    x1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
+    y1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
+    inter_box = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    inter = np.minimum(inter_box, np.minimum(areas[:, None], areas[None, :]))
+    bound = inter / np.maximum(areas[:, None] + areas[None, :] - inter, 1.0)
+    first, second = np.nonzero(np.triu(bound > OVERLAP_IOU, k=1))
+    found = []
+    for i, j in zip(first.tolist(), second.tolist(), strict=True):
+        iou = float(rle_iou_matrix([top[i].rle], [top[j].rle])[0, 0])
+        if iou > OVERLAP_IOU:
+            found.append(iou)
+    return found
+
+
+def _stats(keyword: str, tally: _Tally) -> KeywordStats:
     return KeywordStats(
         keyword=keyword,
-        matches=len(match_scores),
-        images_matched=images_matched,
-        best_score=best,
-        best_below=tuple(sorted(below, reverse=True)[:_KEEP_SCORES]),
-        lowest_matches=tuple(sorted(match_scores)[:_KEEP_SCORES]),
-        barely_above=sum(s < threshold + BARELY_ABOVE_MARGIN for s in match_scores),
-        overlapping_pairs=pairs,
-        overlap_iou_min=min(ious) if ious else None,
-        overlap_iou_max=max(ious) if ious else None,
-        max_matches_per_image=most,
+        matches=tally.matches,
+        images_matched=tally.images_matched,
+        best_score=tally.best,
+        best_image=tally.best_image,
+        best_below=tuple(tally.below),
+        lowest_matches=tuple(tally.lowest),
+        barely_above=tally.barely,
+        score_histogram=tuple(int(v) for v in tally.histogram) if tally.matches else (),
+        overlapping_pairs=tally.pairs,
+        overlap_iou_min=min(tally.ious) if tally.ious else None,
+        overlap_iou_max=max(tally.ious) if tally.ious else None,
+        max_matches_per_image=tally.most,
     )
 
 

@@ -1,9 +1,11 @@
 """The AI Assistant module (chat with streaming answers, example questions, conversation
 list) and the compact assistant panel beside the segmentation results.
 
-Both speak to ``/api/v1/assistant/...`` only. A suggestion's Apply button sets the
-control panel (thresholds, keywords, points per side) and re-queries from the cache at
-once. When the LLM fails, the back end says so in an ``error`` event and the offline
+Both speak to ``/api/v1/assistant/...`` only and ask for answers in the UI's language.
+A suggestion that changes a control (thresholds, keywords, points per side) has an Apply
+button that sets the control panel and re-queries from the cache at once; a suggestion
+that is advice only (a profile: switching models means a new job) is labelled so and has
+no Apply button. When the LLM fails, the back end says so in an ``error`` event and the offline
 advisor answers; the UI shows both and stays usable.
 """
 
@@ -15,13 +17,14 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from seglens.ui.assistant_cards import applicable, context_line_text, say, suggestion_cards
 from seglens.ui.client import ApiError
 from seglens.ui.context import UiContext
 from seglens.ui.i18n import Translator, t
 from seglens.ui.results import Renderer, compose_query
 from seglens.ui.segmentation import SegmentationLayout
 from seglens.ui.state import Session
-from seglens.ui.views import MAX_SUGGESTIONS, context_text, describe_suggestion, notice_html, suggestion_html
+from seglens.ui.views import MAX_SUGGESTIONS, describe_suggestion, notice_html
 
 __all__ = ["AssistantUI"]
 
@@ -71,7 +74,7 @@ class AssistantUI:
                         for i, key in enumerate(EXAMPLE_KEYS, start=1)
                     ]
                 self.suggestions_title = tr.value(gr.Markdown(t(en, "suggestions")), "suggestions")
-                suggestions = gr.HTML(suggestion_html([], en, "chat"), elem_id="chat-suggestions")
+                suggestions = gr.HTML(suggestion_cards([], en, "chat"), elem_id="chat-suggestions")
                 with gr.Row():
                     apply = [
                         gr.Button(t(en, "apply_n", n=i), size="sm", visible=False, elem_id=f"chat-apply-{i}")
@@ -124,7 +127,7 @@ class AssistantUI:
         chatbot = gr.Chatbot(elem_id="panel-chat", height=240, show_label=False, buttons=[])
         box = tr.label(gr.Textbox(label=t(en, "panel_ask"), elem_id="panel-input", max_lines=3), "panel_ask")
         send = tr.value(gr.Button(t(en, "send"), size="sm", elem_id="panel-send"), "send")
-        suggestions = gr.HTML(suggestion_html([], en, "panel"), elem_id="panel-suggestions")
+        suggestions = gr.HTML(suggestion_cards([], en, "panel"), elem_id="panel-suggestions")
         apply = [
             gr.Button(t(en, "apply_n", n=i), size="sm", visible=False, elem_id=f"panel-apply-{i}")
             for i in range(1, MAX_SUGGESTIONS + 1)
@@ -194,9 +197,10 @@ class AssistantUI:
     def _suggestion_outputs(
         self, session: Session, w: _ChatWidgets, suggestions: list[dict[str, Any]]
     ) -> dict[Any, Any]:
-        out: dict[Any, Any] = {w.suggestions: suggestion_html(suggestions, session.lang, w.prefix)}
+        out: dict[Any, Any] = {w.suggestions: suggestion_cards(suggestions, session.lang, w.prefix)}
         for i, button in enumerate(w.apply):
-            out[button] = gr.update(visible=i < len(suggestions), value=t(session.lang, "apply_n", n=i + 1))
+            visible = i < len(suggestions) and applicable(suggestions[i])
+            out[button] = gr.update(visible=visible, value=t(session.lang, "apply_n", n=i + 1))
         return out
 
     def _store(self, session: Session, w: _ChatWidgets, suggestions: list[dict[str, Any]]) -> None:
@@ -233,7 +237,9 @@ class AssistantUI:
         conversation = session.conversation_id if w is self.main else None
         answer = ""
         try:
-            events = self.ctx.client.assistant_chat(message, conversation_id=conversation, context=context)
+            events = self.ctx.client.assistant_chat(
+                message, conversation_id=conversation, context=context, lang=lang
+            )
             for event in events:
                 data = event.data if isinstance(event.data, dict) else {}
                 if event.event == "conversation" and w is self.main:
@@ -266,7 +272,7 @@ class AssistantUI:
         out = {w.chatbot: history, **self._suggestion_outputs(session, w, suggestions)}
         if w is self.main:
             out[self.conversations] = self._conversation_table(session)
-            out[self.context_line] = t(lang, "context_line", context=context_text(context))
+            out[self.context_line] = t(lang, "context_line", context=context_line_text(session, context))
         yield out
 
     def advise(
@@ -284,9 +290,14 @@ class AssistantUI:
         context = self.screen_context(session, keywords, exclude, mode, threshold, merge)
         if context is None:
             return {self.notice: notice_html(t(session.lang, "select_result"), "info")}
-        params: dict[str, Any] = {"job_id": context.get("job_id")}
+        params: dict[str, Any] = {"job_id": context.get("job_id"), "lang": session.lang}
         if "image_id" in context:
-            params = {"image_id": context["image_id"], "query": context["query"], **context["params"]}
+            params = {
+                "image_id": context["image_id"],
+                "query": context["query"],
+                "lang": session.lang,
+                **context["params"],
+            }
         try:
             advice = self.ctx.client.advice(**params)
         except ApiError as error:
@@ -308,6 +319,10 @@ class AssistantUI:
         if not 0 <= index < len(suggestions):
             return {}
         s = suggestions[index]
+        if not applicable(s):
+            text = say(session.lang, "not_applied", n=index + 1, what=describe_suggestion(s))
+            gr.Info(text)
+            return {self.notice: notice_html(text, "info")}
         out: dict[Any, Any] = {}
         if s.get("threshold") is not None:
             out[self.seg.threshold] = float(s["threshold"])

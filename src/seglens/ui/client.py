@@ -315,10 +315,18 @@ class ApiClient:
         return self._json("GET", "/assistant/status")
 
     def assistant_chat(
-        self, message: str, *, conversation_id: str | None = None, context: Mapping[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        conversation_id: str | None = None,
+        context: Mapping[str, Any] | None = None,
+        lang: str | None = None,
     ) -> Iterator[SseEvent]:
-        """``conversation``, then ``text`` deltas, ``suggestion``s, maybe ``error``, then ``done``."""
+        """``conversation``, then ``text`` deltas, ``suggestion``s, maybe ``error``, then ``done``;
+        the offline advisor answers in `lang` (``en``, ``zh``)."""
         body: Json = {"message": message}
+        if lang in ("en", "zh"):
+            body["lang"] = lang
         if conversation_id:
             body["conversation_id"] = conversation_id
         if context:

@@ -47,6 +47,7 @@ from seglens.api.assistant_schemas import (
 )
 from seglens.api.deps import AssistantDep, ConversationsDep
 from seglens.api.errors import responses
+from seglens.core.types import QueryParams
 from seglens.services.assistant import DoneEvent
 from seglens.services.assistant_chat import ChatTurn
 from seglens.services.assistant_context import ContextRequest
@@ -63,6 +64,7 @@ ConversationIdPath = Annotated[str, Path(min_length=1, max_length=64, descriptio
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10**9)]
 _UNIT: dict[str, Any] = {"ge": 0.0, "le": 1.0}
+_DEFAULTS = QueryParams()
 
 _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
@@ -153,7 +155,7 @@ def chat(assistant: AssistantDep, body: ChatIn) -> StreamingResponse:
     fails, the offline advisor answers and says so. The question and the answer are stored
     in the conversation (a new one unless `conversation_id` is given)."""
     turn = assistant.start_chat(
-        body.message, conversation_id=body.conversation_id, context=_context(body.context)
+        body.message, conversation_id=body.conversation_id, context=_context(body.context), lang=body.lang
     )
     return StreamingResponse(
         _events(turn),
@@ -172,14 +174,17 @@ def read_advice(
     job_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     image_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
     query: Annotated[str | None, Query(min_length=1, max_length=4000, description="With image_id.")] = None,
-    threshold: Annotated[float, Query(**_UNIT)] = 0.5,
-    merge_threshold: Annotated[float, Query(**_UNIT)] = 0.7,
-    mode: Literal["any", "all"] = "any",
-    merge_strategy: Literal["nms", "union"] = "nms",
+    threshold: Annotated[float, Query(**_UNIT)] = _DEFAULTS.threshold,
+    merge_threshold: Annotated[float, Query(**_UNIT)] = _DEFAULTS.merge_threshold,
+    mode: Literal["any", "all"] = _DEFAULTS.mode,
+    merge_strategy: Literal["nms", "union"] = _DEFAULTS.merge_strategy,
     points_per_side: Annotated[int | None, Query(ge=1, le=128)] = None,
+    lang: Literal["en", "zh"] = "en",
 ) -> AdviceOut:
     """Give `job_id`, or `image_id` with `query` and the settings on screen. The same
-    suggestions the chat would show, with the context they come from."""
+    suggestions the chat would show, with the context they come from, written in `lang`.
+    The settings default to the core `QueryParams` defaults. A repeated call for the same
+    screen (job progress, or image, query and settings) is served from a cache."""
     if (job_id is None) == (image_id is None):
         raise InvalidInput("invalid_context", "give job_id, or image_id with query (one of them)")
     if image_id is not None and query is None:
@@ -191,7 +196,8 @@ def read_advice(
         merge_strategy=merge_strategy,
         points_per_side=points_per_side,
     )
-    advice = assistant.advice(ContextRequest(job_id=job_id, image_id=image_id, query=query, params=params))
+    request = ContextRequest(job_id=job_id, image_id=image_id, query=query, params=params)
+    advice = assistant.advice(request, lang)
     return AdviceOut(
         context=ScreenContextOut.model_validate(advice.context.to_dict()),
         suggestions=[SuggestionOut.model_validate(s.to_dict()) for s in advice.suggestions],
