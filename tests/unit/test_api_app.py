@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 
+import pytest
 from fastapi.testclient import TestClient
 
 from seglens.api.app import create_app
@@ -98,13 +99,16 @@ def test_unknown_routes_and_methods_use_the_error_shape(tmp_path):
     assert root.status_code == 307 and root.headers["location"] == "/docs"
 
 
-def test_openapi_documents_every_route_with_its_error_responses(tmp_path):
-    with harness(tmp_path) as h:
+@pytest.mark.parametrize("token", [None, "secret-token-1"])
+def test_openapi_documents_every_route_with_its_error_responses(tmp_path, token):
+    """The bearer scheme and the 401 answer are declared exactly when a token is set."""
+    with harness(tmp_path, api_token=token) as h:
         schema = h.client.get("/openapi.json").json()
     operations = [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()]
     assert len(operations) >= 20
     for path, method, op in operations:
-        assert "401" in op["responses"], (method, path)
+        assert ("401" in op["responses"]) == (token is not None), (method, path)
+        assert bool(op.get("security")) == (token is not None), (method, path)
         for status, response in op["responses"].items():
             if status.startswith(("4", "5")):
                 ref = response["content"]["application/json"]["schema"]["$ref"]

@@ -47,6 +47,9 @@ from seglens.api.assistant_schemas import (
 )
 from seglens.api.deps import AssistantDep, ConversationsDep
 from seglens.api.errors import responses
+from seglens.api.schemas import GRID_LIMIT_MARK, QUERY_TEXT_SCHEMA
+from seglens.core.query import MAX_QUERY_CHARS
+from seglens.core.types import GenerationParams, QueryParams
 from seglens.services.assistant import DoneEvent
 from seglens.services.assistant_chat import ChatTurn
 from seglens.services.assistant_context import ContextRequest
@@ -91,7 +94,7 @@ def _context(body: AssistantContextIn | None) -> ContextRequest | None:
     if body is None:
         return None
     try:
-        params = JobParams(**body.params.model_dump())
+        params = body.params.job_params()
         return ContextRequest(job_id=body.job_id, image_id=body.image_id, query=body.query, params=params)
     except ValueError as error:
         raise InvalidInput("invalid_context", str(error)) from None
@@ -171,12 +174,27 @@ def read_advice(
     assistant: AssistantDep,
     job_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     image_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    query: Annotated[str | None, Query(min_length=1, max_length=4000, description="With image_id.")] = None,
+    query: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            description="With image_id.",
+            json_schema_extra=QUERY_TEXT_SCHEMA,
+        ),
+    ] = None,
     threshold: Annotated[float, Query(**_UNIT)] = 0.5,
     merge_threshold: Annotated[float, Query(**_UNIT)] = 0.7,
     mode: Literal["any", "all"] = "any",
     merge_strategy: Literal["nms", "union"] = "nms",
-    points_per_side: Annotated[int | None, Query(ge=1, le=128)] = None,
+    points_per_side: Annotated[
+        int | None,
+        Query(
+            ge=GenerationParams.POINTS_PER_SIDE_MIN,
+            le=GenerationParams.POINTS_PER_SIDE_MAX,
+            json_schema_extra=GRID_LIMIT_MARK,
+        ),
+    ] = None,
 ) -> AdviceOut:
     """Give `job_id`, or `image_id` with `query` and the settings on screen. The same
     suggestions the chat would show, with the context they come from."""
@@ -185,10 +203,7 @@ def read_advice(
     if image_id is not None and query is None:
         raise InvalidInput("invalid_context", "query is required with image_id")
     params = JobParams(
-        threshold=threshold,
-        merge_threshold=merge_threshold,
-        mode=mode,
-        merge_strategy=merge_strategy,
+        matching=QueryParams(threshold, merge_threshold, mode, merge_strategy),
         points_per_side=points_per_side,
     )
     advice = assistant.advice(ContextRequest(job_id=job_id, image_id=image_id, query=query, params=params))
