@@ -38,9 +38,11 @@ def _copies(path: Path) -> list[str]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             positional = node.args.posonlyargs + node.args.args
             pairs += zip(
-                [a.arg for a in positional[len(positional) - len(node.args.defaults) :]], node.args.defaults
+                [a.arg for a in positional[len(positional) - len(node.args.defaults) :]],
+                node.args.defaults,
+                strict=True,
             )
-            pairs += [(a.arg, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults)]
+            pairs += [(a.arg, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True)]
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             value = node.value
             if isinstance(value, ast.Call):  # Field(default=...)

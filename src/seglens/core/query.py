@@ -52,7 +52,9 @@ def _query_patterns() -> tuple[str, str]:
     words = f"{char}(?:{inner}{{0,{MAX_KEYWORD_CHARS - 2}}}{char})?"
     empty = f"{space}*(?:{dash}{space}*)?"
     term = f"{space}*(?:{dash}{space}*)?{words}{space}*"
-    terms = f"^(?:{empty}{sep})*{term}(?:{sep}(?:{empty}{sep})*{term}){{0,{MAX_KEYWORDS - 1}}}(?:{sep}{empty})*$"
+    terms = (
+        f"^(?:{empty}{sep})*{term}(?:{sep}(?:{empty}{sep})*{term}){{0,{MAX_KEYWORDS - 1}}}(?:{sep}{empty})*$"
+    )
     return terms, f"(?:^|{sep}){space}*{positive}"
 
 
