@@ -47,7 +47,7 @@ def test_parse_query_with_overlong_keyword_raises():
 
 @pytest.mark.parametrize("char", ["\x00", "\x07", "\x1b", "\x0b", "\x1f", "\x7f", "\x85", "\ud800"])
 def test_parse_query_with_a_control_character_raises(char):
-    with pytest.raises(ValueError, match=f"control character U\\+{ord(char):04X}"):
+    with pytest.raises(ValueError, match=f"(control character|unpaired surrogate) U\\+{ord(char):04X}"):
         parse_query(f"cat, d{char}og")
 
 

@@ -61,19 +61,21 @@ def _integral(value: object) -> object:
 
 # JSON bodies are validated strictly: `true` is not 1 and "0.5" is not 0.5 (but 8.0 is 8).
 Unit = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
-Integer = Annotated[int, BeforeValidator(_integral), Strict()]
 Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 # `x-server-limit`: the app writes this server's SEGLENS_MAX_POINTS_PER_SIDE into `maximum`
 # (`seglens.api.openapi`), the limit the services enforce.
 GRID_LIMIT_MARK = {"x-server-limit": "max_points_per_side"}
 GridSide = Annotated[
-    Integer,
+    int,
+    Strict(),
     Field(
         ge=GenerationParams.POINTS_PER_SIDE_MIN,
         le=GenerationParams.POINTS_PER_SIDE_MAX,
         json_schema_extra=GRID_LIMIT_MARK,
     ),
+    BeforeValidator(_integral),
 ]
+OverlaySide = Annotated[int, Strict(), Field(ge=16, le=16384), BeforeValidator(_integral)]
 ImageId = Annotated[str, Field(min_length=1, max_length=128, description="sha256 of the file's bytes")]
 # The query's grammar (core `parse_query`) as JSON Schema: the terms, their lengths and
 # number, no control characters, and at least one keyword.
@@ -400,7 +402,7 @@ class QueryIn(ViewSettings):
     image_id: ImageId
     query: QueryText
     overlay: StrictBool = Field(default=True, description="Return the overlay as a base64 PNG.")
-    overlay_max_side_px: Annotated[Integer, Field(ge=16, le=16384)] | None = Field(
+    overlay_max_side_px: OverlaySide | None = Field(
         default=2048, description="Shrink the overlay to this longest side; null for full size."
     )
 

@@ -32,11 +32,13 @@ MAX_QUERY_CHARS = 4000
 
 # Character classes (regular-expression syntax, shared by the parser and the patterns).
 _SEPARATORS = ",;，；、\\n"
-# Control characters (Unicode Cc) other than tab, line feed and carriage return, and
-# unpaired surrogates: never part of a keyword.
-_REFUSED = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f\\ud800-\\udfff"
+# Control characters (Unicode Cc) other than tab, line feed and carriage return: never
+# part of a keyword. Unpaired surrogates are refused too; a JSON Schema pattern cannot
+# name them (validators compile patterns over Unicode scalar values), so they are left
+# out of the patterns below.
+_REFUSED = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
 _SPLIT = re.compile(f"[{_SEPARATORS}]+")
-_REFUSED_CHAR = re.compile(f"[{_REFUSED}]")
+_REFUSED_CHAR = re.compile(f"[{_REFUSED}\\ud800-\\udfff]")
 
 
 def _query_patterns() -> tuple[str, str]:
@@ -122,9 +124,10 @@ def parse_query(text: str) -> Query:
         raise ValueError("query must be a string")
     refused = _REFUSED_CHAR.search(text)
     if refused:
+        code = ord(refused.group())
+        kind = "an unpaired surrogate" if 0xD800 <= code <= 0xDFFF else "the control character"
         raise ValueError(
-            f"the query contains the control character U+{ord(refused.group()):04X} "
-            f"at position {refused.start()}: keywords are plain text"
+            f"the query contains {kind} U+{code:04X} at position {refused.start()}: keywords are plain text"
         )
     terms: list[tuple[str, bool]] = []
     for part in _SPLIT.split(text):

@@ -169,6 +169,7 @@ def chat(assistant: AssistantDep, body: ChatIn) -> StreamingResponse:
     "/advice",
     summary="The offline advisor's suggestions for a job or an image (no LLM)",
     responses=responses(404, 422, 429, 503),
+    openapi_extra={"x-exclusive-query": {"job_id": [], "image_id": ["query"]}},
 )
 def read_advice(
     assistant: AssistantDep,
