@@ -80,7 +80,7 @@ def fuzz(
     *,
     token: str | None = None,
     extra_parameters: dict[str, str] | None = None,
-    max_examples: int = 10,
+    max_examples: int = 5,
 ) -> tuple[list[dict[str, Any]], str]:
     """Run schemathesis once; returns (failures of the JSON report, the console output)."""
     workdir.mkdir(parents=True, exist_ok=True)

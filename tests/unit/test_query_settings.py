@@ -140,3 +140,22 @@ def test_query_params_updated_refuses_unknown_and_out_of_range_settings():
         CORE.updated(treshold=0.2)
     with pytest.raises(ValueError, match="threshold must be"):
         CORE.updated(threshold=1.5)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["-q", "cat\x00"], "control character U+0000"),
+        (["-q", "cat", "--mode", "some"], "mode must be one of any, all"),
+        (["-q", "cat", "--merge-strategy", "fuse"], "merge_strategy must be one of nms, union"),
+    ],
+)
+def test_cli_refuses_a_bad_query_or_setting_with_exit_code_2(tmp_path, options, message):
+    from typer.testing import CliRunner
+
+    from seglens.cli import app
+
+    for command in ("segment", "batch"):
+        result = CliRunner().invoke(app, [command, str(tmp_path / "x.jpg"), *options, "-o", str(tmp_path)])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
