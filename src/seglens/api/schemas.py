@@ -12,7 +12,13 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool
 
-from seglens.core.query import KEYWORD_PRESENT_PATTERN, MAX_QUERY_CHARS, QUERY_PATTERN
+from seglens.core.query import (
+    KEYWORD_PRESENT_PATTERN,
+    MAX_KEYWORD_CHARS,
+    MAX_KEYWORDS,
+    MAX_QUERY_CHARS,
+    QUERY_PATTERN,
+)
 from seglens.core.types import (
     ALPHA_RANGE,
     DEFAULT_ALPHA,
@@ -60,7 +66,6 @@ def _integral(value: object) -> object:
 
 
 # JSON bodies are validated strictly: `true` is not 1 and "0.5" is not 0.5 (but 8.0 is 8).
-Unit = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
 Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 # `x-server-limit`: the app writes this server's SEGLENS_MAX_POINTS_PER_SIDE into `maximum`
 # (`seglens.api.openapi`), the limit the services enforce.
@@ -89,7 +94,8 @@ QueryText = Annotated[
         min_length=1,
         max_length=MAX_QUERY_CHARS,
         description='Keywords, separated by commas, semicolons or line breaks; "-word" excludes. '
-        "At most 32 terms of at most 80 characters, at least one keyword, no control characters.",
+        f"At most {MAX_KEYWORDS} terms of at most {MAX_KEYWORD_CHARS} characters, at least one "
+        "keyword, no control characters.",
         json_schema_extra=QUERY_TEXT_SCHEMA,
     ),
 ]
