@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from seglens import __version__
+from seglens.core.types import ALPHA_RANGE, DEFAULT_ALPHA, GenerationParams, QueryParams
 
 if TYPE_CHECKING:
     from seglens.models.registry import Profile as ProfileSpec
@@ -42,22 +43,53 @@ Inputs = Annotated[
 Query = Annotated[
     str, typer.Option("--query", "-q", metavar="KEYWORDS", help='Keywords, e.g. "cat, dog, -grass".')
 ]
-Threshold = Annotated[float, typer.Option(min=0.0, max=1.0, help="Matching threshold (keyword probability).")]
+# The query settings: defaults and limits are core `QueryParams`'s (None: its default).
+_QUERY = QueryParams()
+Threshold = Annotated[
+    float | None,
+    typer.Option(
+        min=QueryParams.THRESHOLD_RANGE[0],
+        max=QueryParams.THRESHOLD_RANGE[1],
+        show_default=str(_QUERY.threshold),
+        help="Matching threshold (keyword probability).",
+    ),
+]
 Merge = Annotated[
-    float, typer.Option(min=0.0, max=1.0, help="Region-merging threshold (mask IoU; 1 = no merging).")
+    float | None,
+    typer.Option(
+        min=QueryParams.MERGE_THRESHOLD_RANGE[0],
+        max=QueryParams.MERGE_THRESHOLD_RANGE[1],
+        show_default=str(_QUERY.merge_threshold),
+        help="Region-merging threshold (mask IoU; 1 = no merging).",
+    ),
 ]
 MergeStrategy = Annotated[
-    str, typer.Option(help="nms keeps the best of overlapping matches, union fuses them.")
+    str | None,
+    typer.Option(
+        show_default=_QUERY.merge_strategy,
+        help=f"{' or '.join(QueryParams.MERGE_STRATEGIES)}: nms keeps the best of overlapping matches, union fuses them.",
+    ),
 ]
-Alpha = Annotated[float, typer.Option(min=0.0, max=1.0, help="Overlay opacity.")]
 Mode = Annotated[
-    str, typer.Option(help="any: regions matching any keyword; all: image must match every keyword.")
+    str | None,
+    typer.Option(
+        show_default=_QUERY.mode,
+        help=f"{' or '.join(QueryParams.MODES)}: any: regions matching any keyword; all: image must match every keyword.",
+    ),
 ]
+Alpha = Annotated[float, typer.Option(min=ALPHA_RANGE[0], max=ALPHA_RANGE[1], help="Overlay opacity.")]
 ProfileName = Annotated[
     str | None,
     typer.Option(help="Model profile (seglens models list). Default: SEGLENS_PROFILE or cpu-fast."),
 ]
-PointsPerSide = Annotated[int | None, typer.Option(min=1, max=128, help="Point grid for mask generation.")]
+PointsPerSide = Annotated[
+    int | None,
+    typer.Option(
+        min=GenerationParams.POINTS_PER_SIDE_MIN,
+        max=GenerationParams.POINTS_PER_SIDE_MAX,
+        help="Point grid for mask generation.",
+    ),
+]
 Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 Cutouts = Annotated[bool, typer.Option(help="Also write transparent PNG cut-outs of matches.")]
 DataDir = Annotated[Path | None, typer.Option(help="Cache and model directory (SEGLENS_DATA_DIR).")]
@@ -81,6 +113,22 @@ def _settings(**options: Any) -> Settings:
             f"{'.'.join(str(part) for part in e['loc']) or 'settings'}: {e['msg']}" for e in error.errors()
         )
         raise _fail(f"invalid setting (SEGLENS_* or option): {problems}", EXIT_USAGE) from None
+
+
+def _query_params(
+    query: str, threshold: float | None, merge: float | None, mode: str | None, merge_strategy: str | None
+) -> QueryParams:
+    """The query settings of the command line (None: the default); exit 2 when the query
+    or a setting is invalid."""
+    from seglens.core.query import parse_query
+
+    try:
+        parse_query(query)
+        return _QUERY.updated(
+            threshold=threshold, merge_threshold=merge, mode=mode, merge_strategy=merge_strategy
+        )
+    except ValueError as error:
+        raise _fail(str(error), EXIT_USAGE) from None
 
 
 def _profile(name: str) -> ProfileSpec:
@@ -112,11 +160,11 @@ def segment(
     inputs: Inputs,
     query: Query,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("seglens-out"),
-    threshold: Threshold = 0.5,
-    merge: Merge = 0.7,
-    merge_strategy: MergeStrategy = "nms",
-    alpha: Alpha = 0.5,
-    mode: Mode = "any",
+    threshold: Threshold = None,
+    merge: Merge = None,
+    merge_strategy: MergeStrategy = None,
+    alpha: Alpha = DEFAULT_ALPHA,
+    mode: Mode = None,
     profile: ProfileName = None,
     proposer: Annotated[
         str | None, typer.Option(help="Override the SAM-family model (name or local directory).")
@@ -134,18 +182,12 @@ def segment(
 
     from tqdm import tqdm
 
-    from seglens.core.query import parse_query
-    from seglens.core.types import QueryParams
     from seglens.models.hub import ModelNotAvailableError
     from seglens.services.pipeline import TINY_BANNER, Pipeline
     from seglens.services.runs import collect_inputs, run_query_over_files
 
     settings = _settings()
-    try:
-        parse_query(query)
-        query_params = QueryParams(threshold, merge, mode, merge_strategy)  # type: ignore[arg-type]
-    except ValueError as error:
-        raise _fail(str(error), EXIT_USAGE) from None
+    query_params = _query_params(query, threshold, merge, mode, merge_strategy)
     files = collect_inputs(inputs)
     if not files:
         raise _fail("no input images found", EXIT_USAGE)
@@ -212,11 +254,11 @@ def batch(
     ray_workers: Annotated[
         int | None, typer.Option(min=0, help="Ray actors holding the models; 0 picks (SEGLENS_RAY_WORKERS).")
     ] = None,
-    threshold: Threshold = 0.5,
-    merge: Merge = 0.7,
-    merge_strategy: MergeStrategy = "nms",
-    alpha: Alpha = 0.5,
-    mode: Mode = "any",
+    threshold: Threshold = None,
+    merge: Merge = None,
+    merge_strategy: MergeStrategy = None,
+    alpha: Alpha = DEFAULT_ALPHA,
+    mode: Mode = None,
     profile: ProfileName = None,
     points_per_side: PointsPerSide = None,
     device: Device = None,
@@ -230,7 +272,6 @@ def batch(
     OUT/.seglens: after Ctrl-C or a crash, the same command continues where it stopped."""
     from tqdm import tqdm
 
-    from seglens.core.query import parse_query
     from seglens.services.batch import BatchBusy, BatchRunner
     from seglens.services.errors import Conflict
     from seglens.services.executors import ExecutorUnavailable
@@ -247,16 +288,9 @@ def batch(
         data_dir=data_dir,
     )
     spec = _profile(settings.profile)
+    matching = _query_params(query, threshold, merge, mode, merge_strategy)
     try:
-        parse_query(query)
-        params = JobParams(
-            threshold=threshold,
-            merge_threshold=merge,
-            mode=mode,  # type: ignore[arg-type]
-            merge_strategy=merge_strategy,  # type: ignore[arg-type]
-            points_per_side=points_per_side,
-            alpha=alpha,
-        )
+        params = JobParams(matching=matching, points_per_side=points_per_side, alpha=alpha)
     except ValueError as error:
         raise _fail(str(error), EXIT_USAGE) from None
     files = collect_inputs(inputs)

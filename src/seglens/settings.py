@@ -9,6 +9,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from seglens.core.images import DEFAULT_MAX_PIXELS
+from seglens.core.types import GenerationParams
+
 __all__ = ["Settings", "default_data_dir"]
 
 
@@ -38,7 +41,7 @@ class Settings(BaseSettings):
     workers: int = 0
     max_queue: int = 10_000
     max_upload_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_files_per_upload: int = 500
     # The server (docs/api.md has the table). `workers` 0 picks 1 on CPU, 2 on CUDA;
     # `max_queue` counts images waiting across all jobs.
@@ -48,7 +51,7 @@ class Settings(BaseSettings):
     max_job_images: int = 10_000
     # Mask generation cost grows with the square of the grid: a guard against requests
     # that would keep a CPU busy for minutes.
-    max_points_per_side: int = 64
+    max_points_per_side: int = Field(default=64, ge=1, le=GenerationParams.POINTS_PER_SIDE_MAX)
     max_request_bytes: int = 512 * 1024 * 1024
     thumbnail_px: int = 256
     # Disk budget of the cached SAM image embeddings (they spare an encoder pass on the

@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 
 from live_server import photos
+from seglens.core.types import QueryParams
 from seglens.services.jobs_types import JobParams
 from seglens.settings import Settings
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 FINISHED = ("completed", "failed", "cancelled")
-PARAMS = JobParams(points_per_side=4, threshold=0.05)
+PARAMS = JobParams(matching=QueryParams(threshold=0.05), points_per_side=4)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def test_ray_batch_completes_with_every_image_once_and_the_local_results(runtime
         segmentation = pipeline.segment(
             runtime.images.load(item.image_id), PARAMS.generation(pipeline.generation)
         )
-        local = pipeline.match(segmentation, parse_query("cat, cup"), PARAMS.query_params())
+        local = pipeline.match(segmentation, parse_query("cat, cup"), PARAMS.matching)
         assert item.result["num_regions"] == local.num_regions
         assert [m["rle"]["counts"] for m in item.result["matches"]] == [
             m.rle["counts"] for m in local.matches

@@ -5,8 +5,6 @@ the token, the structured logs, and the assistant's event stream over real HTTP.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import httpx
@@ -14,6 +12,7 @@ import pytest
 
 from fake_openai import FakeOpenAI, Reply
 from live_server import FINISHED, photos, running_server
+from schemathesis_support import fuzz, prepare
 from server_support import BAD_UPLOADS
 
 pytestmark = pytest.mark.slow
@@ -135,52 +134,20 @@ def test_chat_streams_events_as_they_happen_over_real_http(server, finished_job,
     assert LLM_KEY not in server.log_path.read_text()
 
 
-def test_openapi_fuzzing_finds_no_server_errors_and_no_schema_violations(server, finished_job, tmp_path):
-    """schemathesis, every check but `positive_data_acceptance`: schema-valid requests the
-    service refuses on purpose (a keyword over 80 characters, an empty file, a grid above
-    SEGLENS_MAX_POINTS_PER_SIDE) are 4xx by design and JSON Schema cannot say why.
-
+def test_schemathesis_finds_nothing_with_a_token(server, tmp_path):
+    """Every default check (docs/api.md): statuses, content types, headers, bodies, that
+    schema-valid requests are accepted and invalid ones refused, and the bearer scheme.
     The assistant's chat route is fuzzed like the others (its request bodies, statuses,
     headers and the JSON errors before the stream starts); schemathesis does not parse
     `text/event-stream` bodies, so the events themselves are checked by
     `test_chat_streams_events_as_they_happen_over_real_http` and the unit tests."""
-    job_id, ids = finished_job
-    started = server.client.post("/assistant/chat", json={"message": "hello", "context": {"job_id": job_id}})
-    conversation_id = started.text.split('"conversation_id": "', 1)[1].split('"', 1)[0]
-    config = tmp_path / "schemathesis.toml"
-    config.write_text(
-        f'headers = {{ Authorization = "Bearer {TOKEN}" }}\n\n'
-        "[parameters]\n"
-        f'"path.image_id" = "{ids[0]}"\n'
-        f'"path.job_id" = "{job_id}"\n'
-        f'"path.conversation_id" = "{conversation_id}"\n'
+    ids = prepare(server)
+    started = server.client.post(
+        "/assistant/chat", json={"message": "hello", "context": {"job_id": ids["job"]}}
     )
-    command = [
-        sys.executable,
-        "-m",
-        "schemathesis.cli",
-        "--config-file",
-        str(config),
-        "run",
-        f"{server.url}/openapi.json",
-        "--checks",
-        "all",
-        "--exclude-checks",
-        "positive_data_acceptance",
-        "--max-examples",
-        "15",
-        "--seed",
-        "20261125",
-        "--generation-database",
-        "none",
-        "--workers",
-        "1",
-        "--request-timeout",
-        "60",
-        "--no-color",
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert " passed" in run.stdout
-    server_errors = [line for line in server.log_lines() if '"status": 5' in line]
-    assert server_errors == []
+    conversation_id = started.text.split('"conversation_id": "', 1)[1].split('"', 1)[0]
+    failures, output = fuzz(
+        server, ids, tmp_path, token=TOKEN, extra_parameters={"conversation_id": conversation_id}
+    )
+    assert failures == [], output
+    assert [line for line in server.log_lines() if '"status": 5' in line] == []

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 
+import pytest
 from fastapi.testclient import TestClient
 
 from seglens.api.app import create_app
@@ -101,14 +102,18 @@ def test_unknown_routes_and_methods_use_the_error_shape(tmp_path):
     assert root.status_code == 307 and root.headers["location"] == "/docs"
 
 
-def test_openapi_documents_every_route_with_its_error_responses(tmp_path):
-    with harness(tmp_path) as h:
+@pytest.mark.parametrize("token", [None, "secret-token-1"])
+def test_openapi_documents_every_route_with_its_error_responses(tmp_path, token):
+    """The bearer scheme and the 401 answer are declared exactly when a token is set."""
+    with harness(tmp_path, api_token=token) as h:
         schema = h.client.get("/openapi.json").json()
     operations = [(path, method, op) for path, item in schema["paths"].items() for method, op in item.items()]
     assert len(operations) >= 20
     for path, method, op in operations:
         # the liveness check is open to everyone and never answers 401
-        assert ("401" in op["responses"]) != (path == f"{API}/health"), (method, path)
+        protected = token is not None and path != f"{API}/health"
+        assert ("401" in op["responses"]) == protected, (method, path)
+        assert bool(op.get("security")) == protected, (method, path)
         for status, response in op["responses"].items():
             if status.startswith(("4", "5")):
                 ref = response["content"]["application/json"]["schema"]["$ref"]

@@ -25,6 +25,7 @@ from seglens import __version__
 from seglens.api.deps import require_token
 from seglens.api.errors import install_error_handlers, responses
 from seglens.api.middleware import RequestContextMiddleware
+from seglens.api.openapi import install_openapi
 from seglens.api.routes import assistant, health, history, images, interactive, jobs
 from seglens.api.security import BearerAuthMiddleware
 from seglens.api.views import API_PREFIX
@@ -102,12 +103,17 @@ def create_app(
             expose_headers=["X-Request-ID", "Retry-After", "Content-Disposition"],
         )
 
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=responses(401))
+    # The bearer scheme is part of the API (and its schema) only when a token is set.
+    if settings.api_token is not None:
+        api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=responses(401))
+    else:
+        api = APIRouter(prefix=API_PREFIX)
     for module in (images, jobs, interactive, history, assistant):
         api.include_router(module.router)
     # Open for liveness probes; it tells the details only to a request with the token.
     app.include_router(health.router, prefix=API_PREFIX)
     app.include_router(api)
+    install_openapi(app, settings)
 
     @app.get("/", include_in_schema=False)
     def redirect_to_docs() -> RedirectResponse:

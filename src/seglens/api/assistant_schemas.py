@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import ConfigDict, Field, StrictBool, model_validator
 
-from seglens.api.schemas import ImageId, JobParamsIn, JobParamsOut, Page, QueryText, _In, _Out
+from seglens.api.schemas import ImageId, JobParamsIn, JobParamsOut, Page, QuerySettings, QueryText, _In, _Out
 
 __all__ = [
     "AdviceOut",
@@ -44,8 +44,19 @@ class AssistantStatusOut(_Out):
 
 class AssistantContextIn(_In):
     """What the user is looking at: a job (`job_id`), or an image with the query and
-    settings on screen (`image_id` + `query` + `params`). A job's own query and params
-    describe its results, so for a job `query` and `params` are not used."""
+    settings on screen (`image_id` + `query` + `params`), not both. A job's own query and
+    params describe its results, so for a job `query` and `params` are not used."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["job_id", "image_id"],
+                "properties": {"job_id": {"type": "string"}, "image_id": {"type": "string"}},
+            },
+            "if": {"required": ["image_id"], "properties": {"image_id": {"type": "string"}}},
+            "then": {"required": ["query"], "properties": {"query": {"type": "string"}}},
+        }
+    )
 
     job_id: JobId | None = None
     image_id: ImageId | None = None
@@ -133,16 +144,15 @@ class FailureOut(_Out):
     message: str = ""
 
 
-class ScreenContextOut(_Out):
-    """The numbers the assistant sees (floats rounded to 3 decimals)."""
+class ScreenContextOut(QuerySettings):
+    """The numbers the assistant sees (floats rounded to 3 decimals), with the query
+    settings they were computed with."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     scope: Literal["image", "job"]
     keywords: list[str] = Field(default_factory=list)
     exclusions: list[str] = Field(default_factory=list)
-    threshold: float = Field(description="The query settings the results were computed with.")
-    merge_threshold: float
-    mode: str
-    merge_strategy: str
     subject_id: str | None = Field(default=None, description="The image or job id.")
     subject_name: str | None = Field(default=None, description="The image's file name (image scope).")
     points_per_side: int | None = None

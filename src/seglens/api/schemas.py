@@ -12,6 +12,23 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool
 
+from seglens.core.query import (
+    KEYWORD_PRESENT_PATTERN,
+    MAX_KEYWORD_CHARS,
+    MAX_KEYWORDS,
+    MAX_QUERY_CHARS,
+    QUERY_PATTERN,
+)
+from seglens.core.types import (
+    ALPHA_RANGE,
+    DEFAULT_ALPHA,
+    GenerationParams,
+    MatchMode,
+    MergeStrategy,
+    QueryParams,
+)
+from seglens.services.jobs_types import JobParams
+
 __all__ = [
     "ErrorBody",
     "ErrorResponse",
@@ -25,6 +42,7 @@ __all__ = [
     "JobOut",
     "JobPage",
     "JobParamsIn",
+    "JobParamsOut",
     "JobStatsOut",
     "LivenessOut",
     "LoadingOut",
@@ -33,6 +51,7 @@ __all__ = [
     "PromptOut",
     "QueryIn",
     "QueryOut",
+    "QuerySettings",
     "ResultOut",
     "ResultPage",
     "RleOut",
@@ -40,13 +59,47 @@ __all__ = [
     "UploadOut",
 ]
 
-# JSON bodies are validated strictly: `true` is not 1 and "0.5" is not 0.5.
-Unit = Annotated[float, Strict(), Field(ge=0.0, le=1.0)]
+
+def _integral(value: object) -> object:
+    # JSON Schema's `integer` is any number without a fractional part: 8.0 is 8.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# JSON bodies are validated strictly: `true` is not 1 and "0.5" is not 0.5 (but 8.0 is 8).
 Coordinate = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
-GridSide = Annotated[int, Strict(), Field(ge=1, le=128)]
+# `x-server-limit`: the app writes this server's SEGLENS_MAX_POINTS_PER_SIDE into `maximum`
+# (`seglens.api.openapi`), the limit the services enforce.
+GRID_LIMIT_MARK = {"x-server-limit": "max_points_per_side"}
+GridSide = Annotated[
+    int,
+    Strict(),
+    Field(
+        ge=GenerationParams.POINTS_PER_SIDE_MIN,
+        le=GenerationParams.POINTS_PER_SIDE_MAX,
+        json_schema_extra=GRID_LIMIT_MARK,
+    ),
+    BeforeValidator(_integral),
+]
+OverlaySide = Annotated[int, Strict(), Field(ge=16, le=16384), BeforeValidator(_integral)]
 ImageId = Annotated[str, Field(min_length=1, max_length=128, description="sha256 of the file's bytes")]
+# The query's grammar (core `parse_query`) as JSON Schema: the terms, their lengths and
+# number, no control characters, and at least one keyword.
+QUERY_TEXT_SCHEMA: dict[str, Any] = {
+    "pattern": QUERY_PATTERN,
+    "allOf": [{"pattern": KEYWORD_PRESENT_PATTERN}],
+}
 QueryText = Annotated[
-    str, Field(min_length=1, max_length=4000, description='Keywords, comma-separated; "-word" excludes.')
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        description='Keywords, separated by commas, semicolons or line breaks; "-word" excludes. '
+        f"At most {MAX_KEYWORDS} terms of at most {MAX_KEYWORD_CHARS} characters, at least one "
+        "keyword, no control characters.",
+        json_schema_extra=QUERY_TEXT_SCHEMA,
+    ),
 ]
 
 
@@ -171,19 +224,68 @@ class MatchOut(_Out):
     rle: RleOut
 
 
-# -- jobs ----------------------------------------------------------------------------------
-class JobParamsIn(_In):
-    threshold: Unit = 0.5
-    merge_threshold: Unit = Field(default=0.7, description="Mask IoU above which matches merge; 1 = never.")
-    mode: Literal["any", "all"] = "any"
-    merge_strategy: Literal["nms", "union"] = "nms"
-    points_per_side: GridSide | None = Field(
-        default=None, description="Point grid of mask generation; default: the profile's."
+# -- query settings: the fields of core `QueryParams`, with its defaults and limits ----------
+_QUERY = QueryParams()
+
+
+class QuerySettings(BaseModel):
+    """Base of every schema that carries the query settings (core `QueryParams`): the
+    fields, their defaults and their limits are declared there, and only there."""
+
+    threshold: Annotated[
+        float, Strict(), Field(ge=QueryParams.THRESHOLD_RANGE[0], le=QueryParams.THRESHOLD_RANGE[1])
+    ] = Field(default=_QUERY.threshold, description="Minimum keyword probability for a region to match.")
+    merge_threshold: Annotated[
+        float,
+        Strict(),
+        Field(ge=QueryParams.MERGE_THRESHOLD_RANGE[0], le=QueryParams.MERGE_THRESHOLD_RANGE[1]),
+    ] = Field(default=_QUERY.merge_threshold, description="Mask IoU above which matches merge; 1 = never.")
+    mode: MatchMode = Field(
+        default=_QUERY.mode,
+        description="`any`: regions matching any keyword; `all`: every keyword must match.",
     )
-    alpha: Unit = Field(default=0.5, description="Overlay opacity of the `overlays` export.")
+    merge_strategy: MergeStrategy = Field(
+        default=_QUERY.merge_strategy,
+        description="`nms` keeps the best of overlapping matches, `union` fuses them.",
+    )
+
+    def query_params(self) -> QueryParams:
+        """The core settings (validated again there)."""
+        return QueryParams(**{name: getattr(self, name) for name in QuerySettings.model_fields})
+
+
+class ViewSettings(QuerySettings):
+    """The query settings plus the point grid and the overlay opacity."""
+
+    points_per_side: GridSide | None = Field(
+        default=None,
+        description="Point grid of mask generation (at most SEGLENS_MAX_POINTS_PER_SIDE); default: the profile's.",
+    )
+    alpha: Annotated[float, Strict(), Field(ge=ALPHA_RANGE[0], le=ALPHA_RANGE[1])] = Field(
+        default=DEFAULT_ALPHA, description="Overlay opacity; changing only this re-renders, nothing else."
+    )
+
+
+class JobSettings(ViewSettings):
+    """What a job runs with (services `JobParams`)."""
+
     profile: Annotated[str, Field(max_length=64)] | None = Field(
         default=None, description="Must be the server's profile when given."
     )
+
+    def job_params(self) -> JobParams:
+        """The service's parameters; ValueError for a value the core refuses."""
+        return JobParams(
+            matching=self.query_params(),
+            points_per_side=self.points_per_side,
+            alpha=self.alpha,
+            profile=self.profile,
+        )
+
+
+# -- jobs ----------------------------------------------------------------------------------
+class JobParamsIn(JobSettings):
+    model_config = ConfigDict(extra="forbid")
 
 
 class JobCreate(_In):
@@ -192,14 +294,9 @@ class JobCreate(_In):
     params: JobParamsIn = Field(default_factory=JobParamsIn)
 
 
-class JobParamsOut(_Out):
-    threshold: float
-    merge_threshold: float
-    mode: Literal["any", "all"]
-    merge_strategy: Literal["nms", "union"]
-    points_per_side: int | None
-    alpha: float
-    profile: str | None
+class JobParamsOut(JobSettings):
+    # Every field is always sent: required in the response schema.
+    model_config = ConfigDict(from_attributes=True, json_schema_serialization_defaults_required=True)
 
 
 class ProgressOut(_Out):
@@ -330,19 +427,13 @@ class JobStatsOut(_Out):
 
 
 # -- interactive ---------------------------------------------------------------------------
-class QueryIn(_In):
+class QueryIn(ViewSettings):
+    model_config = ConfigDict(extra="forbid")
+
     image_id: ImageId
     query: QueryText
-    threshold: Unit = 0.5
-    merge_threshold: Unit = 0.7
-    mode: Literal["any", "all"] = "any"
-    merge_strategy: Literal["nms", "union"] = "nms"
-    alpha: Unit = Field(
-        default=0.5, description="Overlay opacity; changing only this re-renders, nothing else."
-    )
-    points_per_side: GridSide | None = None
     overlay: StrictBool = Field(default=True, description="Return the overlay as a base64 PNG.")
-    overlay_max_side_px: Annotated[int, Strict(), Field(ge=16, le=16384)] | None = Field(
+    overlay_max_side_px: OverlaySide | None = Field(
         default=2048, description="Shrink the overlay to this longest side; null for full size."
     )
 
@@ -378,6 +469,17 @@ PointLabel = Annotated[Literal[0, 1], BeforeValidator(_not_bool)]
 
 
 class PromptIn(_In):
+    """At least one point or one box (the service refuses an empty prompt: 422 `invalid_prompt`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["points"], "properties": {"points": {"minItems": 1}}},
+                {"required": ["boxes"], "properties": {"boxes": {"minItems": 1}}},
+            ]
+        }
+    )
+
     points: list[tuple[Coordinate, Coordinate, PointLabel]] = Field(
         default_factory=list, max_length=64, description="[[x, y, 1 positive | 0 negative], ...]"
     )

@@ -24,7 +24,7 @@ from seglens.core.fonts import font_for as _font_for
 from seglens.core.fonts import line_box as _line_box
 from seglens.core.fonts import text_width as _text_width
 from seglens.core.masks import decode_rle, rle_boxes_xyxy
-from seglens.core.types import CocoRle, Match, QueryResult
+from seglens.core.types import DEFAULT_ALPHA, CocoRle, Match, QueryResult
 
 __all__ = [
     "PALETTE",
@@ -36,6 +36,7 @@ __all__ = [
 ]
 
 Color = tuple[int, int, int]
+
 
 # Sasha Trubetskoy's distinct colours minus the pale, grey, black and navy ones, which
 # vanish on photographs: saturated, mutually distinguishable, readable with dark or light
@@ -332,7 +333,7 @@ def render_overlay(
     image: np.ndarray | Image.Image,
     result: QueryResult,
     *,
-    alpha: float = 0.5,
+    alpha: float = DEFAULT_ALPHA,
     contours: bool = True,
     labels: bool = True,
     legend: bool = True,

@@ -9,26 +9,44 @@ width), `*_ms` are milliseconds, `rles` are COCO compressed RLE dicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar, Literal, TypedDict, get_args
 
 import numpy as np
 
 __all__ = [
+    "ALPHA_RANGE",
+    "DEFAULT_ALPHA",
     "CocoRle",
     "GenerationParams",
     "ImageInfo",
     "Match",
     "MatchMode",
+    "MergeStrategy",
     "PromptResult",
     "Query",
     "QueryParams",
     "QueryResult",
     "RegionScores",
     "Regions",
+    "check_alpha",
 ]
 
 MatchMode = Literal["any", "all"]
+MergeStrategy = Literal["nms", "union"]
+
+# Overlay fill opacity: its range, and the value wherever none is given (API, CLI, jobs,
+# Python API).
+ALPHA_RANGE = (0.0, 1.0)
+DEFAULT_ALPHA = 0.5
+
+
+def check_alpha(alpha: float) -> float:
+    """`alpha` when it is a number in `ALPHA_RANGE`; ValueError otherwise."""
+    low, high = ALPHA_RANGE
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not low <= alpha <= high:
+        raise ValueError(f"alpha must be a number in [{low:g}, {high:g}], got {alpha!r}")
+    return alpha
 
 
 class CocoRle(TypedDict):
@@ -61,6 +79,10 @@ class GenerationParams:
     alternatives stay so that the query-time merging threshold can decide.
     """
 
+    # The hard limit of the point grid (a server may set a lower one, SEGLENS_MAX_POINTS_PER_SIDE).
+    POINTS_PER_SIDE_MIN: ClassVar[int] = 1
+    POINTS_PER_SIDE_MAX: ClassVar[int] = 128
+
     points_per_side: int = 32
     points_per_batch: int = 64
     pred_iou_thresh: float = 0.88
@@ -75,7 +97,10 @@ class GenerationParams:
 
     def __post_init__(self) -> None:
         checks = [
-            (1 <= self.points_per_side <= 128, "points_per_side must be in 1..128"),
+            (
+                self.POINTS_PER_SIDE_MIN <= self.points_per_side <= self.POINTS_PER_SIDE_MAX,
+                f"points_per_side must be in {self.POINTS_PER_SIDE_MIN}..{self.POINTS_PER_SIDE_MAX}",
+            ),
             (1 <= self.points_per_batch <= 4096, "points_per_batch must be in 1..4096"),
             (-1.0 <= self.pred_iou_thresh <= 1.0, "pred_iou_thresh must be in [-1, 1]"),
             (0.0 <= self.stability_score_thresh <= 1.0, "stability_score_thresh must be in [0, 1]"),
@@ -168,22 +193,68 @@ class QueryParams:
     - `mode`: ``any`` keeps every region matching any keyword; ``all`` matches the image
       only if every keyword matches somewhere
     - `merge_strategy`: ``nms`` keeps the best of overlapping matches, ``union`` fuses them
+
+    This class is the one declaration of these settings: every other layer (the HTTP
+    schemas, the CLI options, job parameters, the viewer) takes the fields' defaults from
+    here and the limits from the class constants below (see `limits()`).
     """
+
+    THRESHOLD_RANGE: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    MERGE_THRESHOLD_RANGE: ClassVar[tuple[float, float]] = (0.0, 1.0)
+    MODES: ClassVar[tuple[MatchMode, ...]] = get_args(MatchMode)
+    MERGE_STRATEGIES: ClassVar[tuple[MergeStrategy, ...]] = get_args(MergeStrategy)
 
     threshold: float = 0.5
     merge_threshold: float = 0.7
     mode: MatchMode = "any"
-    merge_strategy: Literal["nms", "union"] = "nms"
+    merge_strategy: MergeStrategy = "nms"
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {self.threshold}")
-        if not 0.0 <= self.merge_threshold <= 1.0:
-            raise ValueError(f"merge_threshold must be in [0, 1], got {self.merge_threshold}")
-        if self.mode not in ("any", "all"):
-            raise ValueError(f"mode must be 'any' or 'all', got {self.mode!r}")
-        if self.merge_strategy not in ("nms", "union"):
-            raise ValueError(f"merge_strategy must be 'nms' or 'union', got {self.merge_strategy!r}")
+        for name, (low, high) in (
+            ("threshold", self.THRESHOLD_RANGE),
+            ("merge_threshold", self.MERGE_THRESHOLD_RANGE),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ValueError(f"{name} must be a number in [{low:g}, {high:g}], got {value!r}")
+        if self.mode not in self.MODES:
+            raise ValueError(f"mode must be one of {', '.join(self.MODES)}, got {self.mode!r}")
+        if self.merge_strategy not in self.MERGE_STRATEGIES:
+            raise ValueError(
+                f"merge_strategy must be one of {', '.join(self.MERGE_STRATEGIES)}, got {self.merge_strategy!r}"
+            )
+
+    def updated(self, **changes: Any) -> QueryParams:
+        """A copy with some fields changed (validated); None values leave a field as it is.
+        Raises ValueError for a name that is not a field."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown query setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def limits(cls) -> dict[str, dict[str, Any]]:
+        """Every field's default and limits as plain JSON data, for front ends that mirror
+        them (the viewer, the UI): ``{"threshold": {"default": 0.5, "minimum": 0.0,
+        "maximum": 1.0}, "mode": {"default": "any", "choices": ["any", "all"]}, ...}``."""
+        defaults = cls()
+        return {
+            "threshold": {
+                "default": defaults.threshold,
+                "minimum": cls.THRESHOLD_RANGE[0],
+                "maximum": cls.THRESHOLD_RANGE[1],
+            },
+            "merge_threshold": {
+                "default": defaults.merge_threshold,
+                "minimum": cls.MERGE_THRESHOLD_RANGE[0],
+                "maximum": cls.MERGE_THRESHOLD_RANGE[1],
+            },
+            "mode": {"default": defaults.mode, "choices": list(cls.MODES)},
+            "merge_strategy": {"default": defaults.merge_strategy, "choices": list(cls.MERGE_STRATEGIES)},
+        }
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from PIL import Image
 
 from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
+from seglens.core.types import GenerationParams
 from seglens.models.registry import profile_is_meaningless
 from seglens.services.errors import Conflict
 from seglens.services.executors import Executor, build_executor
@@ -174,7 +175,7 @@ class BatchRunner:
             meaningless=lambda: profile_is_meaningless(self.settings.profile),
             max_queue=1 << 62,
             max_job_images=1 << 62,
-            max_points_per_side=128,
+            max_points_per_side=GenerationParams.POINTS_PER_SIDE_MAX,
         )
 
     def _lock(self) -> None:
@@ -478,15 +479,13 @@ class BatchRunner:
         try:
             base = get_profile(job.profile or self.settings.profile).generation
         except KeyError:
-            from seglens.core.types import GenerationParams
-
             base = GenerationParams()
         info = run_info(
             profile=job.profile or self.settings.profile,
             models=dict(job.models),
             meaningless=job.meaningless,
             query=query,
-            params=params.query_params(),
+            params=params.matching,
             alpha=params.alpha,
             generation=params.generation(base),
         )

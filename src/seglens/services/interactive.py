@@ -16,7 +16,14 @@ from dataclasses import asdict, dataclass, field, replace
 from PIL import Image
 
 from seglens.core.query import parse_query
-from seglens.core.types import PromptResult, QueryParams, QueryResult
+from seglens.core.types import (
+    DEFAULT_ALPHA,
+    GenerationParams,
+    PromptResult,
+    QueryParams,
+    QueryResult,
+    check_alpha,
+)
 from seglens.services.errors import InvalidInput
 from seglens.services.history import HistoryService
 from seglens.services.images import ImageService
@@ -76,7 +83,7 @@ class InteractiveService:
         history: HistoryService,
         *,
         models_wait_s: float,
-        max_points_per_side: int = 128,
+        max_points_per_side: int = GenerationParams.POINTS_PER_SIDE_MAX,
     ):
         self.images = images
         self.provider = provider
@@ -91,7 +98,7 @@ class InteractiveService:
         query: str,
         params: QueryParams,
         *,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
         points_per_side: int | None = None,
         overlay: bool = True,
         overlay_max_side_px: int | None = None,
@@ -106,8 +113,10 @@ class InteractiveService:
             parsed = parse_query(query)
         except ValueError as error:
             raise InvalidInput("invalid_query", str(error)) from None
-        if not 0.0 <= alpha <= 1.0:
-            raise InvalidInput("invalid_params", f"alpha must be in [0, 1], got {alpha}")
+        try:
+            check_alpha(alpha)
+        except ValueError as error:
+            raise InvalidInput("invalid_params", str(error)) from None
         check_points_per_side(points_per_side, self.max_points_per_side)
         pipeline = self.provider.get(self.models_wait_s)
         generation = pipeline.generation

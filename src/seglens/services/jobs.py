@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from sqlalchemy.exc import IntegrityError
 
 from seglens.core.query import parse_query
+from seglens.core.types import GenerationParams
 from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull
 from seglens.services.interactive import check_points_per_side
 from seglens.services.jobs_types import JobParams
@@ -49,7 +50,7 @@ class JobService:
         meaningless: Callable[[], bool],
         max_queue: int,
         max_job_images: int,
-        max_points_per_side: int = 128,
+        max_points_per_side: int = GenerationParams.POINTS_PER_SIDE_MAX,
     ):
         self.jobs = jobs
         self.images = images

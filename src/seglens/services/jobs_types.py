@@ -18,19 +18,20 @@ context).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
 from seglens.core.types import (
+    DEFAULT_ALPHA,
     CocoRle,
     GenerationParams,
     ImageInfo,
     Match,
-    MatchMode,
     QueryParams,
     QueryResult,
+    check_alpha,
 )
 from seglens.storage.records import JobItemRecord, JobRecord, StoredImage
 
@@ -39,26 +40,34 @@ __all__ = ["JobParams", "item_image_record", "query_result_to_dict", "result_to_
 
 @dataclass(frozen=True)
 class JobParams:
-    """What a job runs with. `points_per_side` None means the profile's default; `alpha`
-    is the overlay opacity of exported overlays; `profile` None means the server's."""
+    """What a job runs with: the query settings `matching` (core `QueryParams`), the point
+    grid `points_per_side` (None: the profile's), `alpha` the overlay opacity of exported
+    overlays, and `profile` (None: the server's).
 
-    threshold: float = 0.5
-    merge_threshold: float = 0.7
-    mode: MatchMode = "any"
-    merge_strategy: Literal["nms", "union"] = "nms"
+    Stored flat, as the job's ``params`` column and in exports: ``{"threshold",
+    "merge_threshold", "mode", "merge_strategy", "points_per_side", "alpha", "profile"}``
+    (`to_dict` / `from_dict`).
+    """
+
+    matching: QueryParams = field(default_factory=QueryParams)
     points_per_side: int | None = None
-    alpha: float = 0.5
+    alpha: float = DEFAULT_ALPHA
     profile: str | None = None
 
     def __post_init__(self) -> None:
-        self.query_params()  # validates threshold, merge_threshold, mode, merge_strategy
-        if self.points_per_side is not None and not 1 <= self.points_per_side <= 128:
-            raise ValueError(f"points_per_side must be in 1..128, got {self.points_per_side}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
+        if not isinstance(self.matching, QueryParams):
+            raise ValueError(f"matching must be a QueryParams, got {type(self.matching).__name__}")
+        grid = self.points_per_side
+        low, high = GenerationParams.POINTS_PER_SIDE_MIN, GenerationParams.POINTS_PER_SIDE_MAX
+        if grid is not None and (
+            isinstance(grid, bool) or not isinstance(grid, int) or not low <= grid <= high
+        ):
+            raise ValueError(f"points_per_side must be an integer in {low}..{high}, got {grid!r}")
+        check_alpha(self.alpha)
 
     def query_params(self) -> QueryParams:
-        return QueryParams(self.threshold, self.merge_threshold, self.mode, self.merge_strategy)
+        """The query settings (`matching`)."""
+        return self.matching
 
     def generation(self, base: GenerationParams) -> GenerationParams:
         if self.points_per_side is None:
@@ -66,12 +75,24 @@ class JobParams:
         return replace(base, points_per_side=self.points_per_side)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            **asdict(self.matching),
+            "points_per_side": self.points_per_side,
+            "alpha": self.alpha,
+            "profile": self.profile,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobParams:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        """The inverse of `to_dict`; missing keys take their defaults, unknown keys are
+        ignored. Raises ValueError for a value out of range."""
+        matching = QueryParams(**{k: v for k, v in data.items() if k in _QUERY_FIELDS})
+        rest = {k: v for k, v in data.items() if k in _OWN_FIELDS}
+        return cls(matching=matching, **rest)
+
+
+_QUERY_FIELDS = frozenset(f.name for f in fields(QueryParams))
+_OWN_FIELDS = frozenset(f.name for f in fields(JobParams)) - {"matching"}
 
 
 def match_to_dict(match: Match) -> dict[str, Any]:
@@ -119,7 +140,7 @@ def result_to_query_result(stored: dict[str, Any], query: str, params: JobParams
     )
     return QueryResult(
         query=parse_query(query),
-        params=params.query_params(),
+        params=params.matching,
         image_size_hw=(int(image.get("height", 0)), int(image.get("width", 0))),
         num_regions=int(stored.get("num_regions", 0)),
         matches=matches,

@@ -102,7 +102,7 @@ def _run(
     segmentation = pipeline.segment(loaded, params.generation(pipeline.generation))
     timings.update({k: v for k, v in segmentation.timings_ms.items() if k not in ("ingest", "total")})
     timings["segment"] = segmentation.timings_ms.get("total", 0.0)
-    result = pipeline.match(segmentation, query, params.query_params())
+    result = pipeline.match(segmentation, query, params.matching)
     timings["match"] = result.elapsed_ms
     stored = query_result_to_dict(result)
     warnings = []

@@ -19,16 +19,16 @@ import numpy as np
 from PIL import Image
 
 from seglens.core.crops import region_crops
-from seglens.core.images import LoadedImage, load_image
+from seglens.core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from seglens.core.masks import coarse_masks
 from seglens.core.matching import match_regions, score_regions
 from seglens.core.query import background_prompts, parse_query, templates_for
 from seglens.core.render import render_cutouts, render_overlay
 from seglens.core.types import (
+    DEFAULT_ALPHA,
     GenerationParams,
     ImageInfo,
     Match,
-    MatchMode,
     PromptResult,
     Query,
     QueryParams,
@@ -100,8 +100,8 @@ class Pipeline:
         generation: GenerationParams | None = None,
         profile: str | None = None,
         crop_fill: Literal["grey", "blur"] = "grey",
-        max_pixels: int = 40_000_000,
-        max_bytes: int = 50 * 1024 * 1024,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ):
         self.proposer = proposer
         self.embedder = embedder
@@ -343,16 +343,18 @@ class Pipeline:
         self,
         image: ImageSource | Segmentation,
         query: str | Query,
+        settings: QueryParams | None = None,
         *,
-        threshold: float = 0.5,
-        merge_threshold: float = 0.7,
-        mode: MatchMode = "any",
-        merge_strategy: Literal["nms", "union"] = "nms",
         params: GenerationParams | None = None,
+        **changes: Any,
     ) -> QueryResult:
-        """Match keywords against an image's regions; segments it first if needed."""
+        """Match keywords against an image's regions; segments it first if needed.
+
+        The query settings are `settings` (default: `QueryParams()`) with `changes`, any
+        of its fields by name, e.g. ``pipe.query(image, "cat", threshold=0.4, mode="all")``.
+        Raises ValueError for a bad query, an unknown setting or one out of range."""
         parsed = parse_query(query) if isinstance(query, str) else query
-        query_params = QueryParams(threshold, merge_threshold, mode, merge_strategy)
+        query_params = (settings or QueryParams()).updated(**changes)
         segmentation = self.segment(image, params)
         return self.match(segmentation, parsed, query_params)
 
@@ -403,7 +405,7 @@ class Pipeline:
         image: ImageSource | Segmentation,
         result: QueryResult,
         *,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
         contours: bool = True,
         labels: bool = True,
         legend: bool = True,

@@ -23,7 +23,7 @@ from seglens import __version__
 from seglens.core.exports import ImageRecord, coco_document, csv_text, match_rows, report_entry
 from seglens.core.images import ImageError
 from seglens.core.query import parse_query
-from seglens.core.types import GenerationParams, QueryParams
+from seglens.core.types import DEFAULT_ALPHA, GenerationParams, QueryParams, check_alpha
 from seglens.services.pipeline import TINY_BANNER, Pipeline
 
 __all__ = [
@@ -95,15 +95,14 @@ def run_query_over_files(
     params: QueryParams,
     out_dir: Path,
     *,
-    alpha: float = 0.5,
+    alpha: float = DEFAULT_ALPHA,
     generation: GenerationParams | None = None,
     cutouts: bool = False,
     on_progress: Callable[[ImageRecord], None] | None = None,
 ) -> RunSummary:
     """Segment and query each file; a bad file is recorded with its error and the run goes on."""
     parsed = parse_query(query)
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    check_alpha(alpha)
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "overlays").mkdir(exist_ok=True)

@@ -47,7 +47,9 @@ from seglens.api.assistant_schemas import (
 )
 from seglens.api.deps import AssistantDep, ConversationsDep
 from seglens.api.errors import responses
-from seglens.core.types import QueryParams
+from seglens.api.schemas import GRID_LIMIT_MARK, QUERY_TEXT_SCHEMA
+from seglens.core.query import MAX_QUERY_CHARS
+from seglens.core.types import GenerationParams, QueryParams
 from seglens.services.assistant import DoneEvent
 from seglens.services.assistant_chat import ChatTurn
 from seglens.services.assistant_context import ContextRequest
@@ -93,7 +95,7 @@ def _context(body: AssistantContextIn | None) -> ContextRequest | None:
     if body is None:
         return None
     try:
-        params = JobParams(**body.params.model_dump())
+        params = body.params.job_params()
         return ContextRequest(job_id=body.job_id, image_id=body.image_id, query=body.query, params=params)
     except ValueError as error:
         raise InvalidInput("invalid_context", str(error)) from None
@@ -168,17 +170,33 @@ def chat(assistant: AssistantDep, body: ChatIn) -> StreamingResponse:
     "/advice",
     summary="The offline advisor's suggestions for a job or an image (no LLM)",
     responses=responses(404, 422, 429, 503),
+    openapi_extra={"x-exclusive-query": {"job_id": [], "image_id": ["query"]}},
 )
 def read_advice(
     assistant: AssistantDep,
     job_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     image_id: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    query: Annotated[str | None, Query(min_length=1, max_length=4000, description="With image_id.")] = None,
+    query: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            description="With image_id.",
+            json_schema_extra=QUERY_TEXT_SCHEMA,
+        ),
+    ] = None,
     threshold: Annotated[float, Query(**_UNIT)] = _DEFAULTS.threshold,
     merge_threshold: Annotated[float, Query(**_UNIT)] = _DEFAULTS.merge_threshold,
     mode: Literal["any", "all"] = _DEFAULTS.mode,
     merge_strategy: Literal["nms", "union"] = _DEFAULTS.merge_strategy,
-    points_per_side: Annotated[int | None, Query(ge=1, le=128)] = None,
+    points_per_side: Annotated[
+        int | None,
+        Query(
+            ge=GenerationParams.POINTS_PER_SIDE_MIN,
+            le=GenerationParams.POINTS_PER_SIDE_MAX,
+            json_schema_extra=GRID_LIMIT_MARK,
+        ),
+    ] = None,
     lang: Literal["en", "zh"] = "en",
 ) -> AdviceOut:
     """Give `job_id`, or `image_id` with `query` and the settings on screen. The same
@@ -190,10 +208,7 @@ def read_advice(
     if image_id is not None and query is None:
         raise InvalidInput("invalid_context", "query is required with image_id")
     params = JobParams(
-        threshold=threshold,
-        merge_threshold=merge_threshold,
-        mode=mode,
-        merge_strategy=merge_strategy,
+        matching=QueryParams(threshold, merge_threshold, mode, merge_strategy),
         points_per_side=points_per_side,
     )
     request = ContextRequest(job_id=job_id, image_id=image_id, query=query, params=params)

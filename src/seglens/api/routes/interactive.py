@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query, Request
 from seglens.api.deps import InteractiveDep, SearchDep
 from seglens.api.errors import responses
 from seglens.api.schemas import (
+    QUERY_TEXT_SCHEMA,
     PromptIn,
     PromptMaskOut,
     PromptOut,
@@ -24,7 +25,7 @@ from seglens.api.schemas import (
     SearchOut,
 )
 from seglens.api.views import API_PREFIX, match_out, warning_for
-from seglens.core.types import QueryParams
+from seglens.core.query import MAX_QUERY_CHARS
 
 __all__ = ["router"]
 
@@ -39,11 +40,10 @@ router = APIRouter(tags=["interactive"])
 def query_image(service: InteractiveDep, body: QueryIn) -> QueryOut:
     """Segments the image first if it never was; afterwards every change of keywords,
     thresholds, merging or `alpha` reuses the cached regions and embeddings."""
-    params = QueryParams(body.threshold, body.merge_threshold, body.mode, body.merge_strategy)
     outcome = service.query(
         body.image_id,
         body.query,
-        params,
+        body.query_params(),
         alpha=body.alpha,
         points_per_side=body.points_per_side,
         overlay=body.overlay,
@@ -109,7 +109,15 @@ def prompt_image(
 def search_regions(
     request: Request,
     service: SearchDep,
-    query: Annotated[str, Query(min_length=1, max_length=4000, description="Keywords, e.g. `dog`.")],
+    query: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            description="Keywords, e.g. `dog` (the grammar of `POST /query`'s `query`).",
+            json_schema_extra=QUERY_TEXT_SCHEMA,
+        ),
+    ],
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     threshold: Annotated[float, Query(ge=0.0, le=1.0, description="Minimum keyword probability.")] = 0.0,
 ) -> SearchOut:

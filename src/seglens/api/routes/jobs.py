@@ -18,7 +18,6 @@ from seglens.api.errors import responses
 from seglens.api.schemas import ImageLogOut, JobCreate, JobEventOut, JobOut, JobPage, JobStatsOut, ResultPage
 from seglens.api.views import image_log_out, job_out, result_out, stats_out, warning_for
 from seglens.services.errors import InvalidInput
-from seglens.services.jobs_types import JobParams
 from seglens.storage.records import FINISHED_JOB_STATES
 
 __all__ = ["router"]
@@ -45,7 +44,7 @@ def create_job(jobs: JobsDep, body: JobCreate) -> JobOut:
     409 when `params.profile` is not the server's; 429 with `Retry-After` when the images
     waiting across all jobs would pass SEGLENS_MAX_QUEUE."""
     try:
-        params = JobParams(**body.params.model_dump())
+        params = body.params.job_params()
     except ValueError as error:
         raise InvalidInput("invalid_params", str(error)) from None
     return job_out(jobs.create(body.image_ids, body.query, params))

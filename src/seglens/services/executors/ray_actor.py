@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from seglens.core.images import ImageError, load_image
+from seglens.core.images import DEFAULT_MAX_PIXELS, ImageError, load_image
 from seglens.services.jobs_worker import RenderSpec, compute_outcome
 from seglens.services.pipeline import Pipeline
 
@@ -57,7 +57,7 @@ class SegmentWorker:
         }
 
     def process(self, task: ImageTask, data: bytes | None) -> dict[str, Any]:
-        max_pixels = int(self.config.get("max_pixels", 40_000_000))
+        max_pixels = int(self.config.get("max_pixels", DEFAULT_MAX_PIXELS))
         max_bytes = int(self.config.get("max_bytes", 50 * 1024 * 1024))
 
         def load() -> Any:
