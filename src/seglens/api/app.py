@@ -25,7 +25,7 @@ from seglens import __version__
 from seglens.api.deps import require_token
 from seglens.api.errors import install_error_handlers, responses
 from seglens.api.middleware import RequestContextMiddleware
-from seglens.api.routes import assistant, health, history, images, interactive, jobs
+from seglens.api.routes import assistant, health, history, images, interactive, jobs, viewer
 from seglens.api.security import BearerAuthMiddleware
 from seglens.api.views import API_PREFIX
 from seglens.services.runtime import PipelineFactory, Runtime
@@ -97,7 +97,7 @@ def create_app(
         )
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=responses(401))
-    for module in (health, images, jobs, interactive, history, assistant):
+    for module in (health, images, jobs, interactive, viewer, history, assistant):
         api.include_router(module.router)
     app.include_router(api)
 
