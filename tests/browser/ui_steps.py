@@ -99,6 +99,26 @@ def wait_view_changes(page: Any, before: str) -> str:
     return str(page.get_attribute("#result-view img", "src"))
 
 
+def render_state(page: Any) -> dict[str, Any]:
+    """What the viewer last painted (its ``data-render``), {} before the first paint."""
+    return dict(json.loads(page.evaluate("document.querySelector('#seg-viewer')?.dataset.render || '{}'")))
+
+
+def wait_render(
+    page: Any, condition: Callable[[dict[str, Any]], Any], timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """Wait until the viewer has painted a state for which `condition` holds; returns it."""
+    shown: dict[str, Any] = {}
+
+    def holds() -> bool:
+        nonlocal shown
+        shown = render_state(page)
+        return bool(shown) and bool(condition(shown))
+
+    wait_until(holds, timeout_s, "the viewer's data-render condition")
+    return shown
+
+
 def click_tab(page: Any, label: str) -> None:
     page.get_by_role("tab", name=label, exact=True).click()
 

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import string
+from typing import Any
 
 import httpx
 import numpy as np
@@ -159,7 +160,7 @@ def test_start_with_a_full_queue_keeps_the_batch_and_says_when_to_retry(tmp_path
     jobs = JobHandlers(ctx, ui, Renderer(ctx, ui, notice), notice)  # type: ignore[arg-type]
     session = Session(images=[ImageEntry("i1", "cat.jpg", 4, 3, "JPEG", 10, "")])
     with pytest.warns(UserWarning, match="queue is full"):  # the toast, outside a request
-        out = jobs.start(session, "cat", "", "any", 0.5, 0.7, 0.5, 0, None)
+        out = jobs.start({"session": session, "keywords": "cat", "threshold": 0.5, "points_per_side": 0})
     assert "queue is full" in out[notice] and "30 s" in out[notice]
     assert session.job_id is None and [e.id for e in session.images] == ["i1"]
 
@@ -169,6 +170,11 @@ class _Stub:
 
     def __getattr__(self, name: str) -> str:
         return name
+
+    def read(self, values: dict) -> Any:
+        from seglens.ui.segmentation import SegmentationLayout
+
+        return SegmentationLayout.read(self, values)  # type: ignore[arg-type]
 
 
 # -- presentation ----------------------------------------------------------------------------
