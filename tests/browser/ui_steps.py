@@ -59,22 +59,29 @@ def progress_log(page: Any) -> list[tuple[str, int, int]]:
     return [tuple(x) for x in page.evaluate("window.__progress || []")]
 
 
-def wait_status(page: Any, *statuses: str) -> str:
+def wait_status(page: Any, *statuses: str, timeout_ms: float | None = None) -> str:
     wanted = json.dumps(list(statuses))
     page.wait_for_function(
-        f"(() => {{ const b = document.querySelector('#progress-box'); return b && {wanted}.includes(b.dataset.status); }})()"
+        f"(() => {{ const b = document.querySelector('#progress-box'); return b && {wanted}.includes(b.dataset.status); }})()",
+        timeout=timeout_ms,
     )
     return str(page.get_attribute("#progress-box", "data-status"))
 
 
-def run_job(page: Any, keywords: str, points_per_side: int = 4, expect_results: int | None = None) -> str:
+def run_job(
+    page: Any,
+    keywords: str,
+    points_per_side: int = 4,
+    expect_results: int | None = None,
+    timeout_ms: float | None = None,
+) -> str:
     """Type the keywords, set the grid, press Start, wait until the job completed and
     the results gallery shows `expect_results` pictures; returns the job id."""
     page.fill("#keywords input", keywords)
     open_advanced(page)
     set_number(page, "points-per-side", points_per_side)
     page.click("#start")
-    wait_status(page, "completed")
+    wait_status(page, "completed", timeout_ms=timeout_ms)
     if expect_results:
         page.wait_for_function(
             f"document.querySelectorAll('#results-gallery img').length >= {expect_results}"

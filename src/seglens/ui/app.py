@@ -55,6 +55,9 @@ CSS = """
 .sl-suggestion {border: 1px solid #d1d5db; border-radius: 8px; padding: 8px 10px; margin: 4px 0;}
 .sl-suggestion b {color: #1d4ed8;}
 /* The loop: the viewer stays on screen beside the controls while the left column scrolls. */
+/* Gradio's container hides overflow, which would make it the sticky column's scroll box;
+   clip instead (no scroll box). */
+.gradio-container {overflow: clip !important;}
 @media (min-width: 900px) {
   #seg-right {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 8px); overflow-y: auto;}
 }
