@@ -73,10 +73,11 @@ def run_job(
     keywords: str,
     points_per_side: int = 4,
     expect_results: int | None = None,
-    timeout_ms: float | None = None,
+    timeout_ms: float = 300_000,
 ) -> str:
-    """Type the keywords, set the grid, press Start, wait until the job completed and
-    the results gallery shows `expect_results` pictures; returns the job id."""
+    """Type the keywords, set the grid, press Start, wait until the job completed (a
+    loaded machine may take minutes) and the results gallery shows `expect_results`
+    pictures; returns the job id."""
     page.fill("#keywords input", keywords)
     open_advanced(page)
     set_number(page, "points-per-side", points_per_side)
@@ -89,21 +90,22 @@ def run_job(
     return str(page.get_attribute("#progress-box", "data-job"))
 
 
+_RENDER_JS = "document.querySelector('#seg-viewer')?.dataset.render || ''"
+
+
 def open_result(page: Any, index: int = 0) -> str:
-    """Select a result; wait for the large view; returns its picture's URL."""
-    before = page.evaluate("document.querySelector('#result-view img')?.src || ''")
+    """Select a result; wait for the viewer to paint it; returns its ``data-render``."""
+    before = page.evaluate(_RENDER_JS)
     page.locator("#results-gallery button.thumbnail-item").nth(index).click()
-    page.wait_for_function(
-        f"(() => {{ const i = document.querySelector('#result-view img'); return i && i.src && i.src !== {json.dumps(before)}; }})()"
-    )
-    return str(page.get_attribute("#result-view img", "src"))
+    return wait_view_changes(page, before)
 
 
 def wait_view_changes(page: Any, before: str) -> str:
+    """Wait until the viewer paints again (every paint has a new ``data-render``)."""
     page.wait_for_function(
-        f"(() => {{ const i = document.querySelector('#result-view img'); return i && i.src !== {json.dumps(before)}; }})()"
+        f"(() => {{ const r = {_RENDER_JS}; return r && r !== {json.dumps(before)} && JSON.parse(r).image_id; }})()"
     )
-    return str(page.get_attribute("#result-view img", "src"))
+    return str(page.evaluate(_RENDER_JS))
 
 
 def render_state(page: Any) -> dict[str, Any]:
@@ -165,6 +167,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0, what: str
 
 _PICTURE_RECT_JS = """(img) => {
   const box = img.getBoundingClientRect();
+  if (img.tagName === 'CANVAS') return {x: 0, y: 0, w: box.width, h: box.height, scale: box.width / img.width};
   const fit = getComputedStyle(img).objectFit;
   let scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
   if (fit === 'scale-down') scale = Math.min(scale, 1);
@@ -187,10 +190,14 @@ def picture_colors(
     """The RGB colours of the picture's own pixels around (fx, fy) (fractions of its size)."""
     pixels = page.locator(selector).evaluate(
         """(img, [fx, fy, r]) => {
-          const c = document.createElement('canvas');
-          c.width = img.naturalWidth; c.height = img.naturalHeight;
-          const g = c.getContext('2d'); g.drawImage(img, 0, 0);
-          const x = Math.round(fx * img.naturalWidth), y = Math.round(fy * img.naturalHeight);
+          let c = img;
+          if (img.tagName !== 'CANVAS') {
+            c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            c.getContext('2d').drawImage(img, 0, 0);
+          }
+          const g = c.getContext('2d');
+          const x = Math.round(fx * c.width), y = Math.round(fy * c.height);
           return Array.from(g.getImageData(x - r, y - r, 2 * r + 1, 2 * r + 1).data);
         }""",
         [fx, fy, radius],

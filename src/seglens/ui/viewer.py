@@ -11,6 +11,7 @@ the page. Slider moves are repainted in the page without any request.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from importlib.resources import files
@@ -147,5 +148,7 @@ def viewer_spec(
         "refined": masks,
         "banner": session.warning if session.meaningless else None,
         "text": text,
+        # Every answer repaints (a result picked again shows again).
+        "sent_ns": time.monotonic_ns(),
     }
     return json.dumps(spec)
