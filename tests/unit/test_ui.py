@@ -343,3 +343,30 @@ def test_suggestion_cards_are_numbered_like_their_apply_buttons():
     assert 'data-count="0"' in suggestion_html([], "zh", "panel") and "暂无建议" in suggestion_html(
         [], "zh", "panel"
     )
+
+
+# -- the client-side viewer's server functions --------------------------------------------
+def test_viewer_functions_proxy_the_regions_route_and_check_what_the_page_sends():
+    from seglens.ui.results import compose_query
+    from seglens.ui.viewer import ViewerData, viewer_js
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"num_regions": 0})
+
+    view_regions, view_scores = ViewerData(_client(handler), compose_query).functions()
+    assert view_regions(["not", "an", "object"]) == {"error": "expected an object"}
+    assert view_regions({"image_id": "abc", "max_side": "huge"}) == {"error": "max_side must be a number"}
+    assert view_scores({"image_id": "abc", "keywords": "", "exclude": "grass"}) == {"error": "no keywords"}
+    assert seen == []
+    assert view_scores({"image_id": "abc", "keywords": "cat", "exclude": "grass", "points_per_side": 8}) == {
+        "num_regions": 0
+    }
+    params = dict(seen[-1].url.params)
+    assert seen[-1].url.path == "/api/v1/images/abc/regions"
+    assert params == {"query": "cat, -grass", "masks": "false", "max_side_px": "1024", "points_per_side": "8"}
+    assert view_regions({"image_id": "abc", "query": "cat"})["num_regions"] == 0
+    assert dict(seen[-1].url.params)["masks"] == "true"
+    assert "function matchRegions" in viewer_js()  # shipped as package data
