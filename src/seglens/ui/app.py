@@ -317,8 +317,9 @@ def _wire_results(p: _Parts) -> None:
         "trigger_mode": "always_last",
         "show_progress": "hidden",
     }
-    ui.view.settled(**refresh_args)  # a custom event of the viewer (viewer.js `controlsMoved`)
-    gr.on([ui.keywords.submit, ui.exclude.submit], **refresh_args)
+    # A custom event of the viewer (viewer.js `controlsMoved`): the controls or the keywords
+    # (Enter) changed and then rested; the viewer itself repainted at once.
+    ui.view.settled(**refresh_args)
     ui.pad.select(renderer.click_pad, None, [ui.threshold, ui.merge]).then(
         renderer.refresh, ui.inputs(), refresh_outputs, show_progress="hidden"
     )

@@ -214,7 +214,7 @@ function buffersFor(w, h) {
   for (let i = 0; i <= size; i++) identity[i] = i;
   state.buffers = {
     w, h, identity, next: new Int32Array(size + 1), label: new Int32Array(size),
-    inner: new Uint8Array(size), inner2: new Uint8Array(size), image: new ImageData(w, h),
+    inner: new Uint8Array(size), kind: new Uint8Array(size), edge: new Uint8Array(size), image: new ImageData(w, h),
   };
   return state.buffers;
 }
@@ -259,51 +259,59 @@ function labelPixels(regions, matches, buf) {
 
 function contourWidth(h, w) { return Math.max(2, Math.round(Math.min(h, w) / 400)); }
 
-function composite(regions, matches, colors, alpha, contours, buf) {
-  const { w, h, photo } = regions;
-  const label = buf.label, out = buf.image.data;
-  out.set(photo);
-  if (!matches.length) return;
-  const tables = matches.map((m) => {
-    const c = colors.get(m.keyword), t = new Uint8Array(768);
-    for (let ch = 0; ch < 3; ch++) {
-      // render.py `_blend_into`, in float32 as numpy does it
-      const keep = Math.fround(1 - alpha), shade = Math.fround(c[ch] * Math.fround(alpha));
-      for (let v = 0; v < 256; v++) t[ch * 256 + v] = Math.floor(Math.fround(Math.fround(Math.fround(v * keep) + shade) + 0.5));
-    }
-    return t;
-  });
-  let interior = null;
-  if (contours) {
-    const inner = buf.inner, inner2 = buf.inner2;
-    inner.fill(0);
-    for (let y = 1; y < h - 1; y++) {
-      for (let x = 1, p = y * w + 1; x < w - 1; x++, p++) {
-        const l = label[p];
-        if (l >= 0 && label[p - 1] === l && label[p + 1] === l && label[p - w] === l && label[p + w] === l) inner[p] = 1;
-      }
-    }
-    interior = inner;
-    if (contourWidth(h, w) >= 2) {
-      inner2.fill(0);
-      for (let y = 1; y < h - 1; y++) {
-        for (let x = 1, p = y * w + 1; x < w - 1; x++, p++) {
-          if (inner[p] && inner[p - 1] && inner[p + 1] && inner[p - w] && inner[p + w]) inner2[p] = 1;
-        }
-      }
-      interior = inner2;
+// Per pixel, once per new set of matches: its top match's colour (`kind`, 1-based index
+// into `palette`, 0 for none) and whether it lies on that match's inner boundary (`edge`,
+// within the contour width of a pixel of another match or of the image's edge).
+function classify(regions, matches, palette, buf) {
+  const { w, h } = regions;
+  const label = buf.label, kind = buf.kind, edge = buf.edge, inner = buf.inner;
+  const colourOf = new Uint8Array(matches.length);
+  matches.forEach((m, i) => { colourOf[i] = palette.indexOf(m.keyword) + 1; });
+  const size = w * h;
+  for (let p = 0; p < size; p++) { const l = label[p]; kind[p] = l < 0 ? 0 : colourOf[l]; }
+  inner.fill(0);
+  for (let y = 1; y < h - 1; y++) {
+    for (let x = 1, p = y * w + 1; x < w - 1; x++, p++) {
+      const l = label[p];
+      if (l >= 0 && label[p - 1] === l && label[p + 1] === l && label[p - w] === l && label[p + w] === l) inner[p] = 1;
     }
   }
-  const solid = matches.map((m) => colors.get(m.keyword));
+  const wide = contourWidth(h, w) >= 2;
+  for (let p = 0; p < size; p++) {
+    if (!kind[p]) { edge[p] = 0; continue; }
+    let interior = inner[p];
+    if (interior && wide) {
+      interior = inner[p - 1] & inner[p + 1] & inner[p - w] & inner[p + w];
+    }
+    edge[p] = interior ? 0 : 1;
+  }
+}
+
+// The picture: the photo, each covered pixel blended once with its top match's colour at
+// `alpha` (render.py `_blend_into`'s rounding, in float32 as numpy does it), contours opaque.
+function composite(regions, palette, colors, alpha, contours, buf) {
+  const { w, h, photo } = regions;
+  const kind = buf.kind, edge = buf.edge, out = buf.image.data;
+  out.set(photo);
+  const tables = new Uint8Array((palette.length + 1) * 768);
+  const solid = new Uint8Array((palette.length + 1) * 3);
+  const keep = Math.fround(1 - alpha);
+  palette.forEach((kw, i) => {
+    const c = colors.get(kw), base = (i + 1) * 768;
+    for (let ch = 0; ch < 3; ch++) {
+      solid[(i + 1) * 3 + ch] = c[ch];
+      const shade = Math.fround(c[ch] * Math.fround(alpha));
+      for (let v = 0; v < 256; v++) tables[base + ch * 256 + v] = Math.floor(Math.fround(Math.fround(Math.fround(v * keep) + shade) + 0.5));
+    }
+  });
   for (let p = 0, q = 0, size = w * h; p < size; p++, q += 4) {
-    const l = label[p];
-    if (l < 0) continue;
-    if (interior !== null && !interior[p]) {
-      const c = solid[l];
-      out[q] = c[0]; out[q + 1] = c[1]; out[q + 2] = c[2];
-    } else if (alpha > 0) {
-      const t = tables[l];
-      out[q] = t[out[q]]; out[q + 1] = t[256 + out[q + 1]]; out[q + 2] = t[512 + out[q + 2]];
+    const k = kind[p];
+    if (k === 0) continue;
+    if (contours && edge[p] === 1) {
+      out[q] = solid[k * 3]; out[q + 1] = solid[k * 3 + 1]; out[q + 2] = solid[k * 3 + 2];
+    } else {
+      const t = k * 768;
+      out[q] = tables[t + out[q]]; out[q + 1] = tables[t + 256 + out[q + 1]]; out[q + 2] = tables[t + 512 + out[q + 2]];
     }
   }
 }
@@ -454,14 +462,18 @@ function paint() {
   const buf = buffersFor(regions.w, regions.h);
   const colorKeys = [...scores.keywords, ...matches.map((m) => m.keyword)];
   const colors = keywordColors(colorKeys);
-  if (state.labelledKey !== key) { labelPixels(regions, matches, buf); state.labelledKey = key; }
-  composite(regions, matches, colors, params.alpha, toggle('contours'), buf);
+  const keywords = [...new Set(colorKeys)];
+  if (state.labelledKey !== key) {
+    labelPixels(regions, matches, buf);
+    classify(regions, matches, keywords, buf);
+    state.labelledKey = key;
+  }
+  composite(regions, keywords, colors, params.alpha, toggle('contours'), buf);
   state.painted = { matches, colors, alpha: params.alpha };
   if (canvas.width !== regions.w || canvas.height !== regions.h) { canvas.width = regions.w; canvas.height = regions.h; }
   ctx2d.putImageData(buf.image, 0, 0);
   const px = fontPx(regions.h, regions.w), taken = [];
   if (spec.banner) taken.push(drawBanner(ctx2d, regions, spec.banner, px));
-  const keywords = [...new Set(colorKeys)];
   if (toggle('legend') && keywords.length) taken.push(drawLegend(ctx2d, regions, keywords, matches, colors, px));
   if (toggle('labels')) drawLabels(ctx2d, regions, matches, colors, px, taken);
   if ((spec.points && spec.points.length) || (spec.refined && spec.refined.length)) drawRefinement(ctx2d, regions, spec);
@@ -478,10 +490,12 @@ function paint() {
   });
 }
 
+// A paint right after the current task (several input events of one task coalesce); a
+// frame-aligned paint would add up to a frame of latency to every move.
 function schedule() {
   if (state.pending) return;
   state.pending = true;
-  requestAnimationFrame(paint);
+  setTimeout(paint, 0);
 }
 
 // The gallery thumbnails and the region list follow on the server once the controls rest.
@@ -558,7 +572,7 @@ async function newKeywords() {
   state.scoresImage = spec.image_id;
   state.spec = { ...spec, query: scores.query };
   state.resultKey = ''; state.labelledKey = '';
-  schedule();
+  controlsMoved();  // repaint now; the gallery and region list follow once settled
 }
 
 // -- wiring ----------------------------------------------------------------------------------
@@ -625,6 +639,7 @@ function blendError(alpha) {
 
 window.__slViewer = {
   repaint: schedule,
+  internals: { matchRegions, labelPixels, classify, composite, overlapIndex, buffersFor, keywordColors },
   blendError,
   match: (params) => (state.scores && state.regions ? matchRegions(state.scores, state.regions.overlaps, params) : null),
   state: () => ({ image_id: state.spec && state.spec.image_id, regions: state.regions && state.regions.n, pairs: state.regions && state.regions.overlaps.pairs }),
