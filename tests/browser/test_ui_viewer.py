@@ -127,7 +127,7 @@ def test_the_picture_and_the_three_sliders_fit_a_laptop_screen(browser, server, 
             "(() => { const b = document.querySelector('#seg-viewer canvas').getBoundingClientRect();"
             " return [b.top, b.bottom]; })()"
         )
-        assert 0 <= top and bottom <= 768, (top, bottom)
+        assert top >= 0 and bottom <= 768, (top, bottom)
         # Scrolled to the sliders, the picture is still on screen (the viewer is sticky).
         page.locator("#threshold").evaluate("(e) => e.scrollIntoView({block: 'start'})")
         boxes = page.evaluate(
