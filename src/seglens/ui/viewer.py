@@ -47,6 +47,8 @@ CSS_TEMPLATE = """
 .slv-bar {display: flex; gap: 14px; align-items: center; font-size: .85rem; padding: 4px 2px; flex-wrap: wrap;}
 .slv-status {flex-grow: 1;}
 .slv-bar label {display: inline-flex; gap: 4px; align-items: center; cursor: pointer;}
+.slv-bar input[type=checkbox] {appearance: auto; -webkit-appearance: checkbox; width: 14px; height: 14px;
+  margin: 0; accent-color: #2563eb;}
 """
 
 _TEXT_KEYS = ("legend", "labels", "contours", "matches", "image_matched", "image_unmatched")
