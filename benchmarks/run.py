@@ -168,6 +168,50 @@ def bench_ray(data_dir: Path) -> dict[str, Any] | None:
     return bench_ray.run(RESULTS)  # type: ignore[no-any-return]
 
 
+def bench_browser(data_dir: Path) -> dict[str, Any] | None:
+    if not Path("/usr/bin/chromium").exists():
+        print("browser: /usr/bin/chromium missing (make browser-deps), skipped", flush=True)
+        return None
+    from benchmarks import bench_browser as module
+
+    print("browser viewer ...", flush=True)
+    return module.run(RESULTS)
+
+
+def browser_lines(browser: dict[str, Any]) -> list[str]:
+    """The docs/benchmarks.md section of `bench_browser`."""
+    latency, old = browser["slider_to_paint_ms"], browser["previous_design_server_part_ms"]
+    names = {
+        "threshold": "matching threshold",
+        "merge": "merging threshold",
+        "alpha": "transparency",
+        "new_keyword": "new keyword (Enter; the text tower runs on the server)",
+    }
+    return [
+        "## In the browser: a control change to the new picture",
+        "",
+        f"`benchmarks/bench_browser.py`: Playwright + Chromium against a real `seglens serve` (tiny "
+        f"profile), one 512-px photo with {browser['regions']} candidate regions "
+        f"({browser['overlap_pairs']} overlapping pairs), shown at {browser['display_px'][0]}x"
+        f"{browser['display_px'][1]} px. Measured in the page: `performance.now()` from the input event "
+        "to the viewer's `data-render` changing (targets: p95 <= 50 ms for the sliders, <= 300 ms for "
+        "a new keyword).",
+        "",
+        "| change | samples | p50 ms | p95 ms | max ms |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {names[k]} | {v['n']} | {_fmt(v['p50'], 1)} | {_fmt(v['p95'], 1)} | {_fmt(v['max'], 1)} |"
+            for k, v in latency.items()
+        ),
+        "",
+        f"Before (the previous design, server part only, same image): a `POST /query` with the "
+        f"1024-px overlay then one with the 360-px gallery overlay took p50 {_fmt(old['p50'], 0)} ms, "
+        f"p95 {_fmt(old['p95'], 0)} ms per change, before Gradio's own round trip and the PNGs' "
+        "transfer and decoding.",
+        "",
+    ]
+
+
 def _fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
@@ -387,6 +431,9 @@ def write_doc(report: dict[str, Any]) -> None:
             + ".",
             "",
         ]
+    browser = report.get("browser")
+    if browser:
+        lines += browser_lines(browser)
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n".join(lines))
 
@@ -406,6 +453,7 @@ def main() -> None:
     report["load"] = bench_load(data_dir)
     report["assistant"] = bench_assistant(data_dir)
     report["ray"] = bench_ray(data_dir)
+    report["browser"] = bench_browser(data_dir)
     report["elapsed_s"] = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / report["file"]).write_text(json.dumps(report, indent=2))

@@ -59,22 +59,30 @@ def progress_log(page: Any) -> list[tuple[str, int, int]]:
     return [tuple(x) for x in page.evaluate("window.__progress || []")]
 
 
-def wait_status(page: Any, *statuses: str) -> str:
+def wait_status(page: Any, *statuses: str, timeout_ms: float | None = None) -> str:
     wanted = json.dumps(list(statuses))
     page.wait_for_function(
-        f"(() => {{ const b = document.querySelector('#progress-box'); return b && {wanted}.includes(b.dataset.status); }})()"
+        f"(() => {{ const b = document.querySelector('#progress-box'); return b && {wanted}.includes(b.dataset.status); }})()",
+        timeout=timeout_ms,
     )
     return str(page.get_attribute("#progress-box", "data-status"))
 
 
-def run_job(page: Any, keywords: str, points_per_side: int = 4, expect_results: int | None = None) -> str:
-    """Type the keywords, set the grid, press Start, wait until the job completed and
-    the results gallery shows `expect_results` pictures; returns the job id."""
+def run_job(
+    page: Any,
+    keywords: str,
+    points_per_side: int = 4,
+    expect_results: int | None = None,
+    timeout_ms: float = 300_000,
+) -> str:
+    """Type the keywords, set the grid, press Start, wait until the job completed (a
+    loaded machine may take minutes) and the results gallery shows `expect_results`
+    pictures; returns the job id."""
     page.fill("#keywords input", keywords)
     open_advanced(page)
     set_number(page, "points-per-side", points_per_side)
     page.click("#start")
-    wait_status(page, "completed")
+    wait_status(page, "completed", timeout_ms=timeout_ms)
     if expect_results:
         page.wait_for_function(
             f"document.querySelectorAll('#results-gallery img').length >= {expect_results}"
@@ -82,21 +90,42 @@ def run_job(page: Any, keywords: str, points_per_side: int = 4, expect_results: 
     return str(page.get_attribute("#progress-box", "data-job"))
 
 
+_RENDER_JS = "document.querySelector('#seg-viewer')?.dataset.render || ''"
+
+
 def open_result(page: Any, index: int = 0) -> str:
-    """Select a result; wait for the large view; returns its picture's URL."""
-    before = page.evaluate("document.querySelector('#result-view img')?.src || ''")
+    """Select a result; wait for the viewer to paint it; returns its ``data-render``."""
+    before = page.evaluate(_RENDER_JS)
     page.locator("#results-gallery button.thumbnail-item").nth(index).click()
-    page.wait_for_function(
-        f"(() => {{ const i = document.querySelector('#result-view img'); return i && i.src && i.src !== {json.dumps(before)}; }})()"
-    )
-    return str(page.get_attribute("#result-view img", "src"))
+    return wait_view_changes(page, before)
 
 
 def wait_view_changes(page: Any, before: str) -> str:
+    """Wait until the viewer paints again (every paint has a new ``data-render``)."""
     page.wait_for_function(
-        f"(() => {{ const i = document.querySelector('#result-view img'); return i && i.src !== {json.dumps(before)}; }})()"
+        f"(() => {{ const r = {_RENDER_JS}; return r && r !== {json.dumps(before)} && JSON.parse(r).image_id; }})()"
     )
-    return str(page.get_attribute("#result-view img", "src"))
+    return str(page.evaluate(_RENDER_JS))
+
+
+def render_state(page: Any) -> dict[str, Any]:
+    """What the viewer last painted (its ``data-render``), {} before the first paint."""
+    return dict(json.loads(page.evaluate("document.querySelector('#seg-viewer')?.dataset.render || '{}'")))
+
+
+def wait_render(
+    page: Any, condition: Callable[[dict[str, Any]], Any], timeout_s: float = 60.0
+) -> dict[str, Any]:
+    """Wait until the viewer has painted a state for which `condition` holds; returns it."""
+    shown: dict[str, Any] = {}
+
+    def holds() -> bool:
+        nonlocal shown
+        shown = render_state(page)
+        return bool(shown) and bool(condition(shown))
+
+    wait_until(holds, timeout_s, "the viewer's data-render condition")
+    return shown
 
 
 def click_tab(page: Any, label: str) -> None:
@@ -138,6 +167,7 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0, what: str
 
 _PICTURE_RECT_JS = """(img) => {
   const box = img.getBoundingClientRect();
+  if (img.tagName === 'CANVAS') return {x: 0, y: 0, w: box.width, h: box.height, scale: box.width / img.width};
   const fit = getComputedStyle(img).objectFit;
   let scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
   if (fit === 'scale-down') scale = Math.min(scale, 1);
@@ -189,10 +219,14 @@ def picture_colors(
     """The RGB colours of the picture's own pixels around (fx, fy) (fractions of its size)."""
     pixels = page.locator(selector).evaluate(
         """(img, [fx, fy, r]) => {
-          const c = document.createElement('canvas');
-          c.width = img.naturalWidth; c.height = img.naturalHeight;
-          const g = c.getContext('2d'); g.drawImage(img, 0, 0);
-          const x = Math.round(fx * img.naturalWidth), y = Math.round(fy * img.naturalHeight);
+          let c = img;
+          if (img.tagName !== 'CANVAS') {
+            c = document.createElement('canvas');
+            c.width = img.naturalWidth; c.height = img.naturalHeight;
+            c.getContext('2d').drawImage(img, 0, 0);
+          }
+          const g = c.getContext('2d');
+          const x = Math.round(fx * c.width), y = Math.round(fy * c.height);
           return Array.from(g.getImageData(x - r, y - r, 2 * r + 1, 2 * r + 1).data);
         }""",
         [fx, fy, radius],

@@ -8,6 +8,7 @@ import io
 import json
 import re
 import string
+from typing import Any
 
 import httpx
 import numpy as np
@@ -159,7 +160,7 @@ def test_start_with_a_full_queue_keeps_the_batch_and_says_when_to_retry(tmp_path
     jobs = JobHandlers(ctx, ui, Renderer(ctx, ui, notice), notice)  # type: ignore[arg-type]
     session = Session(images=[ImageEntry("i1", "cat.jpg", 4, 3, "JPEG", 10, "")])
     with pytest.warns(UserWarning, match="queue is full"):  # the toast, outside a request
-        out = jobs.start(session, "cat", "", "any", 0.5, 0.7, 0.5, 0, None)
+        out = jobs.start({"session": session, "keywords": "cat", "threshold": 0.5, "points_per_side": 0})
     assert "queue is full" in out[notice] and "30 s" in out[notice]
     assert session.job_id is None and [e.id for e in session.images] == ["i1"]
 
@@ -169,6 +170,11 @@ class _Stub:
 
     def __getattr__(self, name: str) -> str:
         return name
+
+    def read(self, values: dict) -> Any:
+        from seglens.ui.segmentation import SegmentationLayout
+
+        return SegmentationLayout.read(self, values)  # type: ignore[arg-type]
 
 
 # -- presentation ----------------------------------------------------------------------------
@@ -360,3 +366,30 @@ def test_status_line_shows_models_loading_and_download_progress():
     failed = loading_line("en", {"status": "error", "load_error": "model 'x' is not on this machine"})
     assert "could not be loaded: model 'x' is not on this machine" in failed
     assert loading_line("en", {"status": "ready", "loading": []}) == ""
+
+
+# -- the client-side viewer's server functions --------------------------------------------
+def test_viewer_functions_proxy_the_regions_route_and_check_what_the_page_sends():
+    from seglens.ui.results import compose_query
+    from seglens.ui.viewer import ViewerData, viewer_js
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"num_regions": 0})
+
+    view_regions, view_scores = ViewerData(_client(handler), compose_query).functions()
+    assert view_regions(["not", "an", "object"]) == {"error": "expected an object"}
+    assert view_regions({"image_id": "abc", "max_side": "huge"}) == {"error": "max_side must be a number"}
+    assert view_scores({"image_id": "abc", "keywords": "", "exclude": "grass"}) == {"error": "no keywords"}
+    assert seen == []
+    assert view_scores({"image_id": "abc", "keywords": "cat", "exclude": "grass", "points_per_side": 8}) == {
+        "num_regions": 0
+    }
+    params = dict(seen[-1].url.params)
+    assert seen[-1].url.path == "/api/v1/images/abc/regions"
+    assert params == {"query": "cat, -grass", "masks": "false", "max_side_px": "1024", "points_per_side": "8"}
+    assert view_regions({"image_id": "abc", "query": "cat"})["num_regions"] == 0
+    assert dict(seen[-1].url.params)["masks"] == "true"
+    assert "function matchRegions" in viewer_js()  # shipped as package data

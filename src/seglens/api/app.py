@@ -26,7 +26,7 @@ from seglens.api.deps import require_token
 from seglens.api.errors import install_error_handlers, responses
 from seglens.api.middleware import RequestContextMiddleware
 from seglens.api.openapi import install_openapi
-from seglens.api.routes import assistant, health, history, images, interactive, jobs
+from seglens.api.routes import assistant, health, history, images, interactive, jobs, viewer
 from seglens.api.security import BearerAuthMiddleware
 from seglens.api.views import API_PREFIX
 from seglens.services.runtime import PipelineFactory, Runtime
@@ -108,7 +108,7 @@ def create_app(
         api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=responses(401))
     else:
         api = APIRouter(prefix=API_PREFIX)
-    for module in (images, jobs, interactive, history, assistant):
+    for module in (images, jobs, interactive, viewer, history, assistant):
         api.include_router(module.router)
     # Open for liveness probes; it tells the details only to a request with the token.
     app.include_router(health.router, prefix=API_PREFIX)

@@ -18,6 +18,7 @@ from seglens.services.jobs import JobService
 from seglens.services.jobs_reports import JobReports
 from seglens.services.runtime import Runtime
 from seglens.services.search import SearchService
+from seglens.services.viewdata import ViewDataService
 from seglens.settings import Settings
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "RuntimeDep",
     "SearchDep",
     "SettingsDep",
+    "ViewDataDep",
     "require_token",
 ]
 
@@ -79,6 +81,10 @@ def _interactive(runtime: RuntimeDep) -> InteractiveService:
     return runtime.interactive
 
 
+def _view_data(runtime: RuntimeDep) -> ViewDataService:
+    return runtime.view_data
+
+
 def _search(runtime: RuntimeDep) -> SearchService:
     return runtime.search
 
@@ -101,6 +107,7 @@ JobsDep = Annotated[JobService, Depends(_jobs)]
 ReportsDep = Annotated[JobReports, Depends(_reports)]
 InteractiveDep = Annotated[InteractiveService, Depends(_interactive)]
 SearchDep = Annotated[SearchService, Depends(_search)]
+ViewDataDep = Annotated[ViewDataService, Depends(_view_data)]
 HistoryDep = Annotated[HistoryService, Depends(_history)]
 AssistantDep = Annotated[AssistantService, Depends(_assistant)]
 ConversationsDep = Annotated[ConversationService, Depends(_conversations)]

@@ -364,6 +364,10 @@ class Pipeline:
         result = match_regions(segmentation.regions, scores, query, params, self._overlap_masks(segmentation))
         return replace(result, elapsed_ms=(time.perf_counter() - started) * 1000)
 
+    def overlap_masks(self, segmentation: Segmentation) -> np.ndarray:
+        """(N, h, w) bool coarse masks that merging measures overlap on (memoised)."""
+        return self._overlap_masks(segmentation)
+
     def _overlap_masks(self, segmentation: Segmentation) -> np.ndarray:
         key = f"{segmentation.image.sha256}:{self._regions_key(segmentation.params)}"
         with self._state_lock:

@@ -38,6 +38,7 @@ from seglens.services.pipeline import TINY_BANNER, Pipeline
 from seglens.services.provider import PipelineProvider, ProviderState
 from seglens.services.scheduler import Scheduler
 from seglens.services.search import SearchService
+from seglens.services.viewdata import ViewDataService
 from seglens.settings import Settings
 from seglens.storage.cache import ArtifactCache
 from seglens.storage.conversations_repo import ConversationRepository
@@ -125,6 +126,13 @@ class Runtime:
             self.provider,
             self.scheduler,
             self.history,
+            models_wait_s=settings.models_wait_s,
+            max_points_per_side=settings.max_points_per_side,
+        )
+        self.view_data = ViewDataService(
+            self.images,
+            self.provider,
+            self.scheduler,
             models_wait_s=settings.models_wait_s,
             max_points_per_side=settings.max_points_per_side,
         )

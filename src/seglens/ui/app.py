@@ -9,6 +9,7 @@ app (``seglens serve``); `create_ui_app(api_url)` is a FastAPI app with only the
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,11 @@ from seglens.ui.guard import protect_ui
 from seglens.ui.i18n import LANGUAGES, Translator, pick_language, t
 from seglens.ui.jobs import JobHandlers
 from seglens.ui.logs import LogHandlers
-from seglens.ui.results import Renderer
+from seglens.ui.results import Renderer, compose_query
 from seglens.ui.segmentation import SegmentationLayout
 from seglens.ui.state import Session
 from seglens.ui.uploads import UploadedFiles
+from seglens.ui.viewer import ViewerData
 from seglens.ui.views import notice_html, warning_html
 
 __all__ = ["CSS", "UI_PATH", "build_ui", "create_ui_app", "mount_ui", "redirect_home"]
@@ -54,17 +56,41 @@ CSS = """
 #nav > .tab-wrapper button {font-size: 1.05rem; font-weight: 600;}
 .sl-suggestion {border: 1px solid #d1d5db; border-radius: 8px; padding: 8px 10px; margin: 4px 0;}
 .sl-suggestion b {color: #1d4ed8;}
+/* The loop: the viewer stays on screen beside the controls while the left column scrolls. */
+/* Gradio's container hides overflow, which would make it the sticky column's scroll box;
+   clip instead (no scroll box). */
+.gradio-container {overflow: clip !important;}
+@media (min-width: 900px) {
+  #seg-right {position: sticky; top: 4px; align-self: flex-start; max-height: calc(100vh - 8px); overflow-y: auto;}
+}
 """
 
-# Shift+click on the large view adds a negative point: remember the modifier of the last
-# pointer press, read by the click handler's front-end step.
-HEAD = """
-<script>
-window.__slShift = false;
-document.addEventListener('pointerdown', (e) => { window.__slShift = e.shiftKey; }, true);
-</script>
-"""
-SHIFT_JS = "(session, mode) => [session, window.__slShift ? '0' : mode]"
+
+# Programmatic slider / radio changes (the pad, a reopened job, an applied suggestion) fire
+# no DOM input event: repaint the viewer from the front end, with no request.
+REPAINT_JS = "() => { window.__slViewer && window.__slViewer.repaint(); }"
+# After Start, bring the results into view.
+SHOW_RESULTS_JS = "() => { document.querySelector('#seg-viewer')?.scrollIntoView({block: 'nearest'}); }"
+
+
+@dataclass
+class _Parts:
+    """Everything the wiring functions share."""
+
+    client: ApiClient
+    ctx: UiContext
+    tr: Translator
+    ui: SegmentationLayout
+    session: Any
+    notice: Any
+    tiny: Any
+    status: Any
+    language: Any
+    assistant: AssistantUI
+    renderer: Renderer
+    jobs: JobHandlers
+    logs: LogHandlers
+    camera: CameraHandlers
 
 
 def build_ui(
@@ -85,27 +111,13 @@ def build_ui(
     with gr.Blocks(title="SegLens", fill_width=True) as demo:
         ctx.uploads = UploadedFiles.of(demo)
         session = gr.State(Session())
-        # The language switch sits on the left: notices pop up on the right.
-        with gr.Row(elem_id="sl-header"):
-            gr.Markdown(f"# {t('en', 'title')}", elem_id="sl-title", scale=0, min_width=140)
-            language = gr.Radio(
-                [(name, code) for code, name in LANGUAGES.items()],
-                value="en",
-                show_label=False,
-                container=False,
-                elem_id="lang",
-                scale=0,
-                min_width=200,
-            )
-            tr.value(gr.Markdown(t("en", "subtitle"), elem_id="sl-subtitle"), "subtitle")
-        tiny = gr.HTML("", elem_id="tiny-warning")
-        status = gr.Markdown("", elem_id="backend-status")
-        notice = gr.HTML(notice_html(""), elem_id="notice")
-
-        with gr.Tabs(elem_id="nav") as nav:
+        language, tiny, status, notice = _build_header(tr)
+        with gr.Tabs(elem_id="nav"):
             nav_seg = tr.label(gr.Tab(t("en", "nav_seg"), id="seg", elem_id="nav-seg"), "nav_seg")
             with nav_seg:
-                ui = SegmentationLayout(tr, profiles)
+                ui = SegmentationLayout(
+                    tr, profiles, session=session, viewer_data=ViewerData(client, compose_query)
+                )
             nav_assistant = tr.label(
                 gr.Tab(t("en", "nav_assistant"), id="assistant", elem_id="nav-assistant"), "nav_assistant"
             )
@@ -114,211 +126,259 @@ def build_ui(
                 assistant.build_module()
         with ui.side:
             assistant.build_panel()
-        health_timer = gr.Timer(3.0)  # the status line follows model downloads
-
         renderer = Renderer(ctx, ui, notice)
         jobs = JobHandlers(ctx, ui, renderer, notice)
-        logs = LogHandlers(ctx, ui, jobs, notice)
-        camera = CameraHandlers(ctx, ui, jobs, renderer, notice)
-        controls = [ui.keywords, ui.exclude, ui.mode, ui.threshold, ui.merge, ui.alpha]
-        job_outputs = [ui.progress, ui.results, ui.view, ui.regions, ui.start, ui.stop, ui.resume, notice]
-
-        # -- header: language and back end health -----------------------------------------
-        def check_health(session: Session) -> dict[Any, Any]:
-            try:
-                health = client.health()
-            except ApiError as error:
-                return {
-                    status: "",
-                    tiny: warning_html(ctx.describe(error, session)),
-                }
-            if "profile" not in health:
-                # /health answers everyone, with only status and version without the token.
-                return {status: "", tiny: warning_html(t(session.lang, "needs_token", url=client.base_url))}
-            session.meaningless = bool(health.get("meaningless"))
-            session.warning = health.get("warning")
-            session.profile = health.get("profile")
-            profile = health.get("profile")
-            line = t(
-                session.lang,
-                "backend_ok",
-                profile=health.get("profile"),
-                device=health.get("device"),
-                status=health.get("status"),
-            )
-            loading = loading_line(session.lang, health)
-            return {
-                status: f"{line}{loading} · `{client.base_url}`",
-                tiny: warning_html(health.get("warning")),
-                ui.profile: gr.update(choices=[profile], value=profile) if profile else gr.skip(),
-            }
-
-        def on_load(session: Session, request: gr.Request) -> dict[Any, Any]:
-            lang = pick_language(
-                request.query_params.get("lang") if request else None,
-                request.headers.get("accept-language") if request else None,
-            )
-            session.lang = lang
-            out = check_health(session)
-            if lang != "en":
-                out[language] = lang
-            return out
-
-        def set_language(session: Session, lang: str) -> dict[Any, Any]:
-            session.lang = lang if lang in LANGUAGES else "en"
-            out: dict[Any, Any] = tr.updates(session.lang)
-            extra: dict[Any, Any] = {**check_health(session), **jobs.batch_outputs(session)}
-            extra[ui.progress] = _progress(session)
-            if session.results:
-                extra[ui.results] = renderer.gallery(session)
-            extra.update(renderer.view_outputs(session))
-            extra.update(assistant.relabel(session))
-            return merge_updates(out, extra)
-
-        header_outputs = [status, tiny, language, ui.profile]
-        demo.load(on_load, [session], header_outputs).then(
-            assistant.refresh, [session], [assistant.status, assistant.panel_status, assistant.conversations]
+        parts = _Parts(
+            client=client,
+            ctx=ctx,
+            tr=tr,
+            ui=ui,
+            session=session,
+            notice=notice,
+            tiny=tiny,
+            status=status,
+            language=language,
+            assistant=assistant,
+            renderer=renderer,
+            jobs=jobs,
+            logs=LogHandlers(ctx, ui, jobs, notice),
+            camera=CameraHandlers(ctx, ui, jobs, renderer, notice),
         )
-        nav_assistant.select(
-            assistant.refresh, [session], [assistant.status, assistant.panel_status, assistant.conversations]
-        )
-        health_timer.tick(check_health, [session], [status, tiny, ui.profile], show_progress="hidden")
-        language.change(
-            set_language,
-            [session, language],
-            [
-                *tr.components,
-                *header_outputs,
-                ui.batch,
-                ui.batch_table,
-                ui.start,
-                ui.stop,
-                ui.resume,
-                ui.progress,
-                ui.results,
-                ui.view,
-                ui.regions,
-                *assistant.relabel_outputs,
-            ],
-            show_progress="hidden",
-        )
-
-        # -- batch ---------------------------------------------------------------------------
-        batch_outputs = [ui.batch, ui.batch_table, ui.start, ui.stop, ui.resume, notice]
-        upload_args = {
-            "fn": jobs.upload,
-            "inputs": [session, ui.upload],
-            "outputs": [*batch_outputs, ui.upload, ui.retry_upload],
-            "concurrency_limit": None,
-        }
-        ui.upload.upload(**upload_args)
-        ui.retry_upload.click(**upload_args)
-        ui.batch.select(jobs.select_upload, [session], None)
-        ui.remove.click(jobs.remove, [session], batch_outputs)
-        ui.clear_images.click(jobs.clear, [session], batch_outputs)
-
-        # -- camera ----------------------------------------------------------------------------
-        ui.camera.stream(
-            camera.on_frame,
-            [ui.camera, ui.live, session, *controls, ui.points_per_side],
-            [ui.live_view, ui.fps],
-            stream_every=STREAM_EVERY_S,
-            concurrency_limit=None,
-            show_progress="hidden",
-        )
-        ui.live.change(camera.toggle_live, [ui.live, session], [ui.fps])
-        ui.capture.click(camera.capture, [session, ui.frame_data], batch_outputs, js=CAPTURE_JS)
-
-        # -- job ------------------------------------------------------------------------------
-        follow_args = {
-            "fn": jobs.follow,
-            "inputs": [session, *controls],
-            "outputs": job_outputs,
-            "concurrency_limit": None,
-            "show_progress": "hidden",
-        }
-        ui.start.click(
-            jobs.start,
-            [session, *controls, ui.points_per_side, ui.profile],
-            job_outputs,
-            concurrency_limit=None,
-        ).then(**follow_args)
-        ui.stop.click(jobs.stop, [session], job_outputs, concurrency_limit=None)
-        ui.resume.click(jobs.resume, [session], job_outputs, concurrency_limit=None).then(**follow_args)
-        ui.export.click(jobs.export, [session, ui.export_format], [ui.export_file, notice])
-
-        # -- results from cache ---------------------------------------------------------------
-        gr.on(
-            [
-                ui.threshold.change,
-                ui.merge.change,
-                ui.alpha.change,
-                ui.mode.change,
-                ui.keywords.submit,
-                ui.exclude.submit,
-            ],
-            renderer.rerender,
-            [session, *controls],
-            [ui.pad, ui.view, ui.regions, ui.results, notice],
-            trigger_mode="always_last",
-            show_progress="hidden",
-        )
-        ui.pad.select(renderer.click_pad, None, [ui.threshold, ui.merge])
-        ui.results.select(renderer.select_result, [session, *controls], [ui.view, ui.regions, notice]).then(
-            logs.details,
-            [session],
-            [ui.details_title, ui.log_table, ui.scores_chart, ui.timings_chart, notice],
-        )
-        ui.view.select(
-            renderer.click_view, [session, ui.point_mode], [ui.view, ui.regions, notice], js=SHIFT_JS
-        )
-        ui.clear_points.click(renderer.clear_points, [session], [ui.view, ui.regions])
-
-        # -- logs -----------------------------------------------------------------------------
-        details_outputs = [ui.details_title, ui.log_table, ui.scores_chart, ui.timings_chart, notice]
-        ui.tab_details.select(logs.details, [session], details_outputs)
-        stats_outputs = [
-            ui.stats_summary,
-            ui.stats_stages,
-            ui.stats_keywords,
-            ui.stats_stage_chart,
-            ui.stats_keyword_chart,
-            ui.stats_time_chart,
-            notice,
-        ]
-        ui.tab_stats.select(logs.stats, [session], stats_outputs)
-        history_inputs = [session, ui.history_keyword, ui.history_kind]
-        history_outputs = [ui.history_table, notice]
-        ui.tab_history.select(logs.history, history_inputs, history_outputs)
-        ui.history_refresh.click(logs.history, history_inputs, history_outputs)
-        ui.history_keyword.submit(logs.history, history_inputs, history_outputs)
-        ui.history_kind.change(logs.history, history_inputs, history_outputs)
-        ui.history_table.select(logs.pick_history, [session], None)
-        ui.history_export.click(logs.export, history_inputs, [ui.history_file, notice])
-        ui.history_clear.click(logs.clear, history_inputs, history_outputs)
-        ui.history_reopen.click(
-            logs.reopen,
-            [session],
-            [
-                ui.keywords,
-                ui.exclude,
-                ui.mode,
-                ui.threshold,
-                ui.merge,
-                ui.alpha,
-                ui.points_per_side,
-                ui.result_tabs,
-                ui.results,
-                ui.view,
-                ui.regions,
-                notice,
-            ],
-        ).then(**follow_args)
-
-        assistant.wire(session, renderer, controls)
-        _ = nav
+        _wire_header(parts, demo, nav_assistant)
+        _wire_batch(parts)
+        _wire_camera(parts)
+        _wire_job(parts)
+        _wire_results(parts)
+        _wire_logs(parts)
+        assistant.wire(session, renderer, ui.inputs())
     demo.queue(default_concurrency_limit=16)
     return demo
+
+
+def _build_header(tr: Translator) -> tuple[Any, Any, Any, Any]:
+    """Title, language switch (on the left: notices pop up on the right), tiny-model
+    warning, back end status and the notice line."""
+    with gr.Row(elem_id="sl-header"):
+        gr.Markdown(f"# {t('en', 'title')}", elem_id="sl-title", scale=0, min_width=140)
+        language = gr.Radio(
+            [(name, code) for code, name in LANGUAGES.items()],
+            value="en",
+            show_label=False,
+            container=False,
+            elem_id="lang",
+            scale=0,
+            min_width=200,
+        )
+        tr.value(gr.Markdown(t("en", "subtitle"), elem_id="sl-subtitle"), "subtitle")
+    tiny = gr.HTML("", elem_id="tiny-warning")
+    status = gr.Markdown("", elem_id="backend-status")
+    notice = gr.HTML(notice_html(""), elem_id="notice")
+    return language, tiny, status, notice
+
+
+def _wire_header(p: _Parts, demo: gr.Blocks, nav_assistant: Any) -> None:
+    """Language and back end health."""
+    ui, client, ctx, tiny, status, language = p.ui, p.client, p.ctx, p.tiny, p.status, p.language
+
+    def check_health(session: Session) -> dict[Any, Any]:
+        try:
+            health = client.health()
+        except ApiError as error:
+            return {status: "", tiny: warning_html(ctx.describe(error, session))}
+        if "profile" not in health:
+            # /health answers everyone, with only status and version without the token.
+            return {status: "", tiny: warning_html(t(session.lang, "needs_token", url=client.base_url))}
+        session.meaningless = bool(health.get("meaningless"))
+        session.warning = health.get("warning")
+        session.profile = health.get("profile")
+        profile = health.get("profile")
+        line = t(
+            session.lang,
+            "backend_ok",
+            profile=health.get("profile"),
+            device=health.get("device"),
+            status=health.get("status"),
+        )
+        loading = loading_line(session.lang, health)
+        return {
+            status: f"{line}{loading} · `{client.base_url}`",
+            tiny: warning_html(health.get("warning")),
+            ui.profile: gr.update(choices=[profile], value=profile) if profile else gr.skip(),
+        }
+
+    def on_load(session: Session, request: gr.Request) -> dict[Any, Any]:
+        lang = pick_language(
+            request.query_params.get("lang") if request else None,
+            request.headers.get("accept-language") if request else None,
+        )
+        session.lang = lang
+        out = check_health(session)
+        if lang != "en":
+            out[language] = lang
+        return out
+
+    def set_language(session: Session, lang: str) -> dict[Any, Any]:
+        session.lang = lang if lang in LANGUAGES else "en"
+        out: dict[Any, Any] = p.tr.updates(session.lang)
+        extra: dict[Any, Any] = {**check_health(session), **p.jobs.batch_outputs(session)}
+        extra[ui.progress] = _progress(session)
+        if session.results:
+            extra[ui.results] = p.renderer.gallery(session)
+        extra.update(p.renderer.view_outputs(session))
+        extra.update(p.assistant.relabel(session))
+        return merge_updates(out, extra)
+
+    assistant, session = p.assistant, p.session
+    header_outputs = [status, tiny, language, ui.profile]
+    conversations = [assistant.status, assistant.panel_status, assistant.conversations]
+    demo.load(on_load, [session], header_outputs).then(assistant.refresh, [session], conversations)
+    nav_assistant.select(assistant.refresh, [session], conversations)
+    gr.Timer(3.0).tick(  # the status line follows model downloads
+        check_health, [session], [status, tiny, ui.profile], show_progress="hidden"
+    )
+    language_outputs = [
+        *p.tr.components,
+        *header_outputs,
+        ui.batch,
+        ui.batch_table,
+        ui.start,
+        ui.stop,
+        ui.resume,
+        ui.progress,
+        ui.results,
+        ui.view,
+        ui.regions,
+        *assistant.relabel_outputs,
+    ]
+    language.change(set_language, [session, language], language_outputs, show_progress="hidden")
+
+
+def _wire_batch(p: _Parts) -> None:
+    ui, jobs, session = p.ui, p.jobs, p.session
+    batch_outputs = [ui.batch, ui.batch_table, ui.start, ui.stop, ui.resume, p.notice]
+    upload_args = {
+        "fn": jobs.upload,
+        "inputs": [session, ui.upload],
+        "outputs": [*batch_outputs, ui.upload, ui.retry_upload],
+        "concurrency_limit": None,
+    }
+    ui.upload.upload(**upload_args)
+    ui.retry_upload.click(**upload_args)
+    ui.batch.select(jobs.select_upload, [session], None)
+    ui.remove.click(jobs.remove, [session], batch_outputs)
+    ui.clear_images.click(jobs.clear, [session], batch_outputs)
+
+
+def _wire_camera(p: _Parts) -> None:
+    ui, camera = p.ui, p.camera
+    ui.camera.stream(
+        camera.on_frame,
+        {ui.camera, ui.live, *ui.inputs()},
+        [ui.live_view, ui.fps],
+        stream_every=STREAM_EVERY_S,
+        concurrency_limit=None,
+        show_progress="hidden",
+    )
+    ui.live.change(camera.toggle_live, [ui.live, p.session], [ui.fps])
+    batch_outputs = [ui.batch, ui.batch_table, ui.start, ui.stop, ui.resume, p.notice]
+    ui.capture.click(camera.capture, [p.session, ui.frame_data], batch_outputs, js=CAPTURE_JS)
+
+
+def _job_outputs(p: _Parts) -> list[Any]:
+    ui = p.ui
+    return [ui.progress, ui.results, ui.view, ui.regions, ui.start, ui.stop, ui.resume, p.notice]
+
+
+def _follow_args(p: _Parts) -> dict[str, Any]:
+    return {
+        "fn": p.jobs.follow,
+        "inputs": p.ui.inputs(),
+        "outputs": _job_outputs(p),
+        "concurrency_limit": None,
+        "show_progress": "hidden",
+    }
+
+
+def _wire_job(p: _Parts) -> None:
+    ui, jobs, session = p.ui, p.jobs, p.session
+    outputs = _job_outputs(p)
+    ui.start.click(jobs.start, ui.inputs(), outputs, concurrency_limit=None).then(**_follow_args(p))
+    ui.start.click(fn=None, js=SHOW_RESULTS_JS)
+    ui.stop.click(jobs.stop, [session], outputs, concurrency_limit=None)
+    ui.resume.click(jobs.resume, [session], outputs, concurrency_limit=None).then(**_follow_args(p))
+    ui.export.click(jobs.export, [session, ui.export_format], [ui.export_file, p.notice])
+
+
+def _wire_results(p: _Parts) -> None:
+    """The viewer repaints itself on every control change (no request); the pad, the
+    region list and the gallery follow once the controls settle."""
+    ui, renderer, session, notice = p.ui, p.renderer, p.session, p.notice
+    gr.on(
+        [ui.threshold.change, ui.merge.change, ui.alpha.change, ui.mode.change, ui.merge_strategy.change],
+        fn=None,
+        js=REPAINT_JS,
+    )
+    refresh_outputs = [ui.pad, ui.view, ui.regions, ui.results, notice]
+    refresh_args = {
+        "fn": renderer.refresh,
+        "inputs": ui.inputs(),
+        "outputs": refresh_outputs,
+        "trigger_mode": "always_last",
+        "show_progress": "hidden",
+    }
+    # A custom event of the viewer (viewer.js `controlsMoved`): the controls or the keywords
+    # (Enter) changed and then rested; the viewer itself repainted at once.
+    ui.view.settled(**refresh_args)
+    ui.pad.select(renderer.click_pad, None, [ui.threshold, ui.merge]).then(
+        renderer.refresh, ui.inputs(), refresh_outputs, show_progress="hidden"
+    )
+    ui.results.select(renderer.select_result, ui.inputs(), [ui.view, ui.regions, notice]).then(
+        p.logs.details,
+        [session],
+        [ui.details_title, ui.log_table, ui.scores_chart, ui.timings_chart, notice],
+    )
+    ui.view.click(renderer.click_view, [session, ui.point_mode], [ui.view, ui.regions, notice])
+    ui.clear_points.click(renderer.clear_points, [session], [ui.view, ui.regions])
+
+
+def _wire_logs(p: _Parts) -> None:
+    ui, logs, session, notice = p.ui, p.logs, p.session, p.notice
+    details_outputs = [ui.details_title, ui.log_table, ui.scores_chart, ui.timings_chart, notice]
+    ui.tab_details.select(logs.details, [session], details_outputs)
+    stats_outputs = [
+        ui.stats_summary,
+        ui.stats_stages,
+        ui.stats_keywords,
+        ui.stats_stage_chart,
+        ui.stats_keyword_chart,
+        ui.stats_time_chart,
+        notice,
+    ]
+    ui.tab_stats.select(logs.stats, [session], stats_outputs)
+    history_inputs = [session, ui.history_keyword, ui.history_kind]
+    history_outputs = [ui.history_table, notice]
+    ui.tab_history.select(logs.history, history_inputs, history_outputs)
+    ui.history_refresh.click(logs.history, history_inputs, history_outputs)
+    ui.history_keyword.submit(logs.history, history_inputs, history_outputs)
+    ui.history_kind.change(logs.history, history_inputs, history_outputs)
+    ui.history_table.select(logs.pick_history, [session], None)
+    ui.history_export.click(logs.export, history_inputs, [ui.history_file, notice])
+    ui.history_clear.click(logs.clear, history_inputs, history_outputs)
+    reopen_outputs = [
+        ui.keywords,
+        ui.exclude,
+        ui.mode,
+        ui.threshold,
+        ui.merge,
+        ui.alpha,
+        ui.points_per_side,
+        ui.result_tabs,
+        ui.results,
+        ui.view,
+        ui.regions,
+        notice,
+    ]
+    ui.history_reopen.click(logs.reopen, [session], reopen_outputs).then(**_follow_args(p))
 
 
 def merge_updates(first: dict[Any, Any], second: dict[Any, Any]) -> dict[Any, Any]:
@@ -383,7 +443,6 @@ def mount_ui(
         auth=_auth(token),
         footer_links=["settings"],
         css=CSS,
-        head=HEAD,
         theme=gr.themes.Soft(primary_hue="blue"),
         ssr_mode=False,
         allowed_paths=[],

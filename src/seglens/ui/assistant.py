@@ -445,7 +445,7 @@ class AssistantUI:
         return {self.export_file: gr.update(value=self.ctx.save_download(name, data), visible=True)}
 
     # -- wiring ----------------------------------------------------------------------------
-    def wire(self, session: Any, renderer: Renderer, controls: list[Any]) -> None:
+    def wire(self, session: Any, renderer: Renderer, controls: set[Any]) -> None:
         seg = self.seg
         chat_inputs = [seg.keywords, seg.exclude, seg.mode, seg.threshold, seg.merge]
         rerender_outputs = [seg.pad, seg.view, seg.regions, seg.results, self.notice]
@@ -480,7 +480,7 @@ class AssistantUI:
                     do_apply,
                     [session],
                     [seg.threshold, seg.merge, seg.points_per_side, seg.keywords, seg.exclude, self.notice],
-                ).then(renderer.rerender, [session, *controls], rerender_outputs, show_progress="hidden")
+                ).then(renderer.refresh, controls, rerender_outputs, show_progress="hidden")
         self.advise_button.click(
             self.advise,
             [session, self.panel.chatbot, *chat_inputs],

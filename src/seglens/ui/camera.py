@@ -13,6 +13,7 @@ import contextlib
 import io
 import time
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 import gradio as gr
@@ -84,19 +85,12 @@ class CameraHandlers:
         self.renderer = renderer
         self.notice = notice
 
-    def on_frame(
-        self,
-        frame: np.ndarray | None,
-        live: bool,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-        points_per_side: float,
-    ) -> dict[Any, Any]:
+    def on_frame(self, values: Mapping[Any, Any]) -> dict[Any, Any]:
+        """One streamed frame (inputs: the camera, the live toggle and
+        `SegmentationLayout.inputs()`): upload it, query it, show the overlay."""
+        frame: np.ndarray | None = values.get(self.ui.camera)
+        live = bool(values.get(self.ui.live))
+        session, panel = self.ui.read(values)
         camera = session.camera
         if frame is None:
             return {}
@@ -108,7 +102,7 @@ class CameraHandlers:
             return {}
         if camera.live_since is None:
             camera.live_since = time.monotonic()
-        controls = self.renderer.controls(session, keywords, exclude, mode, threshold, merge, alpha)
+        controls = self.renderer.controls(session, panel)
         if controls is None:
             return {self.ui.fps: t(session.lang, "no_keywords")}
         started = time.perf_counter()
@@ -127,11 +121,12 @@ class CameraHandlers:
             result = self.ctx.client.query(
                 image_id,
                 controls.query,
-                threshold=controls.threshold,
-                merge_threshold=controls.merge_threshold,
-                mode=controls.mode,
+                threshold=controls.params.threshold,
+                merge_threshold=controls.params.merge_threshold,
+                mode=controls.params.mode,
+                merge_strategy=controls.params.merge_strategy,
                 alpha=controls.alpha,
-                points_per_side=int(points_per_side or 0) or LIVE_POINTS_PER_SIDE,
+                points_per_side=panel.points_per_side or LIVE_POINTS_PER_SIDE,
                 overlay_max_side_px=LIVE_SIDE_PX * 2,
             )
         except ApiError as error:

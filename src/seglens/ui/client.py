@@ -289,6 +289,26 @@ class ApiClient:
         body = {"points": [list(p) for p in points], "boxes": [list(b) for b in boxes]}
         return self._json("POST", f"/images/{_seg(image_id)}/prompt", json=body)
 
+    def regions(
+        self,
+        image_id: str,
+        *,
+        query: str | None = None,
+        masks: bool = True,
+        max_side_px: int = 1024,
+        points_per_side: int | None = None,
+    ) -> Json:
+        """``GET /images/{id}/regions``: the client-side viewer's data."""
+        params = _drop_none(
+            {
+                "query": query or None,
+                "masks": "true" if masks else "false",
+                "max_side_px": max_side_px,
+                "points_per_side": points_per_side,
+            }
+        )
+        return self._json("GET", f"/images/{image_id}/regions", params=params)
+
     def search(self, query: str, *, limit: int = 50, threshold: float = 0.0) -> Json:
         params = {"query": query, "limit": limit, "threshold": threshold}
         return self._json("GET", "/search", params=params)

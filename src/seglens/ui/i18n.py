@@ -211,6 +211,17 @@ EN: dict[str, str] = {
     "panel_ask": "Ask about what is on screen",
     "llm_error": "The language model failed ({message}); the offline advisor answered instead.",
     "context_line": "Context: {context}",
+    # -- result viewer (repaints in the browser) --
+    "viewer_legend": "legend",
+    "viewer_labels": "labels",
+    "viewer_contours": "contours",
+    "viewer_matches": "matches",
+    "viewer_image_matched": "the image matches",
+    "viewer_image_unmatched": "the image does not match",
+    "merge_strategy": "Merging",
+    "merge_strategy_info": "Overlapping matches of one keyword: keep the best, or fuse them into one",
+    "strategy_nms": "keep best",
+    "strategy_union": "fuse",
 }
 
 ZH: dict[str, str] = {
@@ -399,6 +410,17 @@ ZH: dict[str, str] = {
     "panel_ask": "就屏幕上的内容提问",
     "llm_error": "大模型出错（{message}）；已由离线顾问回答。",
     "context_line": "上下文：{context}",
+    # -- result viewer (repaints in the browser) --
+    "viewer_legend": "图例",
+    "viewer_labels": "标签",
+    "viewer_contours": "轮廓",
+    "viewer_matches": "匹配",
+    "viewer_image_matched": "图像匹配",
+    "viewer_image_unmatched": "图像不匹配",
+    "merge_strategy": "合并方式",
+    "merge_strategy_info": "同一关键词的重叠匹配：保留最佳，或融合为一个",
+    "strategy_nms": "保留最佳",
+    "strategy_union": "融合",
 }
 
 TEXT: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}

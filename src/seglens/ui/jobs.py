@@ -5,7 +5,8 @@ the results gallery filling in, downloads."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import gradio as gr
 from seglens.core.query import parse_query
 from seglens.ui.client import ApiError
 from seglens.ui.context import UiContext
+from seglens.ui.controls import PanelControls
 from seglens.ui.i18n import t
 from seglens.ui.results import Renderer, compose_query
 from seglens.ui.segmentation import SegmentationLayout
@@ -128,37 +130,26 @@ class JobHandlers:
             self.ui.resume: gr.update(interactive=resumable),
         }
 
-    def start(
-        self,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-        points_per_side: float,
-        profile: str | None,
-    ) -> dict[Any, Any]:
+    def start(self, values: Mapping[Any, Any]) -> dict[Any, Any]:
+        """Start a job over the batch with the control panel's query and knobs
+        (inputs: `SegmentationLayout.inputs()`)."""
+        session, panel = self.ui.read(values)
         session.follow = False
         lang = session.lang
         if not session.images:
             return self._warn(session, t(lang, "no_images"))
-        query = compose_query(keywords, exclude)
+        query = compose_query(panel.keywords, panel.exclude)
         if not query:
             return self._warn(session, t(lang, "no_keywords"))
         try:
             parse_query(query)
         except ValueError as error:
             return self._warn(session, t(lang, "bad_keywords", message=str(error)))
-        pps = int(points_per_side or 0) or None
         params: dict[str, Any] = {
-            "threshold": float(threshold),
-            "merge_threshold": float(merge),
-            "mode": mode or "any",
-            "alpha": float(alpha),
-            "points_per_side": pps,
-            "profile": profile or None,
+            **asdict(panel.params),
+            "alpha": panel.alpha,
+            "points_per_side": panel.points_per_side,
+            "profile": panel.profile,
         }
         try:
             job = self.ctx.client.create_job([e.id for e in session.images], query, params)
@@ -207,18 +198,10 @@ class JobHandlers:
             self.notice: notice_html(""),
         }
 
-    def follow(
-        self,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-    ) -> Iterator[dict[Any, Any]]:
+    def follow(self, values: Mapping[Any, Any]) -> Iterator[dict[Any, Any]]:
         """Follow the session's job until it finishes (or is stopped), refreshing the
         progress bar and the results gallery at every change."""
+        session, panel = self.ui.read(values)
         if not session.follow or not session.job_id:
             yield {}
             return
@@ -230,7 +213,7 @@ class JobHandlers:
                     return
                 with session.lock:
                     session.job = job
-                    update = self._refresh(session, keywords, exclude, mode, threshold, merge, alpha)
+                    update = self._refresh(session, panel)
                 yield update
                 if job["status"] in FINISHED:
                     return
@@ -260,16 +243,7 @@ class JobHandlers:
                 return
             time.sleep(POLL_S)
 
-    def _refresh(
-        self,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-    ) -> dict[Any, Any]:
+    def _refresh(self, session: Session, panel: PanelControls) -> dict[Any, Any]:
         """Fetch the job's results and render what finished since the last refresh."""
         assert session.job_id is not None and session.job is not None
         out: dict[Any, Any] = {
@@ -281,7 +255,7 @@ class JobHandlers:
         seen = sum(1 for e in session.results.values() if e.status in ("done", "failed", "skipped"))
         if finished == seen and session.results:
             return out
-        controls = self.renderer.controls(session, keywords, exclude, mode, threshold, merge, alpha)
+        controls = self.renderer.controls(session, panel)
         try:
             items = self.ctx.client.results(session.job_id)["items"]
             for item in items:
@@ -306,6 +280,15 @@ class JobHandlers:
             out[self.notice] = notice_html(self.ctx.describe(error, session))
             return out
         out[self.ui.results] = self.renderer.gallery(session)
+        done = sorted((e for e in session.results.values() if e.status == "done"), key=lambda e: e.position)
+        if session.view is None and done and controls is not None:
+            # The first result comes into view by itself.
+            try:
+                self.renderer.render_view(session, done[0].image_id, controls)
+            except ApiError as error:
+                out[self.notice] = notice_html(self.ctx.describe(error, session))
+                return out
+            out.update(self.renderer.view_outputs(session))
         return out
 
     # -- downloads ---------------------------------------------------------------------------

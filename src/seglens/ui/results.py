@@ -1,8 +1,10 @@
-"""Rendering results from the cache: the results gallery, the large view, the region list,
-the threshold pad and refinement clicks.
+"""Results from the cache: the results gallery, the large view (the client-side viewer's
+value), the region list, the threshold pad and refinement clicks.
 
-Every re-render goes through ``POST /query`` with the job's points per side, so the back end
-reads regions and embeddings from its cache: no new job and no model run on pixels.
+The large view repaints in the page (`seglens.ui.viewer`); the gallery thumbnails and the
+region list follow once the controls settle (`refresh`), with the gallery's ``POST /query``
+calls side by side. Every call passes the job's points per side, so the back end reads
+regions and embeddings from its cache: no new job and no model run on pixels.
 """
 
 from __future__ import annotations
@@ -10,18 +12,22 @@ from __future__ import annotations
 import base64
 import io
 import re
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
+from seglens.core.viewdata import display_size
 from seglens.ui.client import ApiError
 from seglens.ui.context import UiContext
+from seglens.ui.controls import PanelControls
 from seglens.ui.i18n import t
 from seglens.ui.segmentation import SegmentationLayout
 from seglens.ui.state import QueryControls, ResultEntry, Session, ViewState
+from seglens.ui.viewer import VIEW_SIDE_PX, viewer_spec
 from seglens.ui.views import (
-    draw_refinement,
     notice_html,
     pad_values,
     region_table,
@@ -33,7 +39,7 @@ __all__ = ["GALLERY_LIMIT", "Renderer", "compose_query"]
 
 GALLERY_LIMIT = 60
 GALLERY_SIDE_PX = 360
-VIEW_SIDE_PX = 1024
+GALLERY_WORKERS = 4
 _SPLIT = re.compile(r"[,;，；、\n]+")
 
 
@@ -55,38 +61,30 @@ class Renderer:
 
     # -- pieces used by other handlers --------------------------------------------------
     @staticmethod
-    def controls(
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-    ) -> QueryControls | None:
-        query = compose_query(keywords, exclude)
+    def controls(session: Session, panel: PanelControls) -> QueryControls | None:
+        """The query to re-render with: the panel's keywords (the job's query when the
+        panel has none) and knobs, with the job's grid; None without any keyword."""
+        query = compose_query(panel.keywords, panel.exclude)
         if not any(not p.startswith("-") for p in query.split(", ") if p):
             query = (session.job or {}).get("query", "")
         if not query:
             return None
         return QueryControls(
-            query=query,
-            threshold=float(threshold),
-            merge_threshold=float(merge),
-            alpha=float(alpha),
-            mode=mode or "any",
-            points_per_side=session.job_points_per_side,
+            query=query, params=panel.params, alpha=panel.alpha, points_per_side=session.job_points_per_side
         )
 
-    def _query(self, image_id: str, controls: QueryControls, max_side: int) -> dict[str, Any]:
+    def _query(self, image_id: str, controls: QueryControls, max_side: int | None) -> dict[str, Any]:
+        params = controls.params
         return self.ctx.client.query(
             image_id,
             controls.query,
-            threshold=controls.threshold,
-            merge_threshold=controls.merge_threshold,
-            mode=controls.mode,
+            threshold=params.threshold,
+            merge_threshold=params.merge_threshold,
+            mode=params.mode,
+            merge_strategy=params.merge_strategy,
             alpha=controls.alpha,
             points_per_side=controls.points_per_side,
+            overlay=max_side is not None,
             overlay_max_side_px=max_side,
         )
 
@@ -110,6 +108,13 @@ class Renderer:
                     "thumbs", self.ctx.client.thumbnail(entry.image_id), ".jpg"
                 )
 
+    def render_entries(self, session: Session, controls: QueryControls | None) -> None:
+        """`render_entry` for the gallery's entries, a few requests side by side."""
+        entries = sorted(session.results.values(), key=lambda e: e.position)[:GALLERY_LIMIT]
+        with ThreadPoolExecutor(GALLERY_WORKERS) as pool:
+            for future in [pool.submit(self.render_entry, session, e, controls) for e in entries]:
+                future.result()
+
     def gallery(self, session: Session) -> list[tuple[str, str]]:
         finished = sorted(
             (
@@ -123,20 +128,19 @@ class Renderer:
         return [(e.overlay_path or "", result_caption(e, session.lang)) for e in finished]
 
     def render_view(self, session: Session, image_id: str, controls: QueryControls) -> ViewState:
-        answer = self._query(image_id, controls, VIEW_SIDE_PX)
-        png = base64.b64decode(answer["overlay_png_base64"])
-        path = self.ctx.save("views", png, ".png")
-        size = (int(answer["overlay_width"]), int(answer["overlay_height"]))
-        image_size = size
+        """Make `image_id` the large view: its matches for the region list (the picture
+        itself is painted by the viewer in the page)."""
+        answer = self._query(image_id, controls, None)
         if answer["matches"]:
             h, w = answer["matches"][0]["rle"]["size"]
             image_size = (int(w), int(h))
         else:
-            image_size = self._image_size(session, image_id, size)
+            image_size = self._image_size(session, image_id, (1, 1))
+        shown_h, shown_w = display_size((image_size[1], image_size[0]), VIEW_SIDE_PX)
         view = ViewState(
             image_id=image_id,
-            overlay_path=path,
-            overlay_size_wh=size,
+            overlay_path="",
+            overlay_size_wh=(shown_w, shown_h),
             image_size_wh=image_size,
             matches=[{k: v for k, v in m.items() if k != "rle"} for m in answer["matches"]],
             best_scores=dict(answer.get("best_scores", {})),
@@ -145,6 +149,7 @@ class Renderer:
         if previous is not None and previous.image_id == image_id:
             # Clicks refined on this image survive a re-render (also one racing a click).
             view.points, view.refined = previous.points, previous.refined
+        view.query = controls.query
         session.view = view
         entry = session.results.get(image_id)
         if entry is not None:
@@ -164,55 +169,39 @@ class Renderer:
     def view_outputs(self, session: Session) -> dict[Any, Any]:
         view = session.view
         if view is None:
-            return {self.ui.view: None, self.ui.regions: region_table([], [], session.lang)}
-        picture: str | Image.Image = view.overlay_path
-        if view.points or view.refined:
-            with Image.open(view.overlay_path) as base:
-                picture = draw_refinement(base.copy(), view.refined, view.points, view.image_size_wh)
-        return {
-            self.ui.view: picture,
-            self.ui.regions: region_table(view.matches, view.refined, session.lang),
-        }
+            spec = viewer_spec(session, image_id=None, query="", image_size_wh=None)
+            return {self.ui.view: spec, self.ui.regions: region_table([], [], session.lang)}
+        spec = viewer_spec(
+            session,
+            image_id=view.image_id,
+            query=view.query or (session.job or {}).get("query", ""),
+            image_size_wh=view.image_size_wh,
+            points=view.points,
+            refined=view.refined,
+        )
+        return {self.ui.view: spec, self.ui.regions: region_table(view.matches, view.refined, session.lang)}
 
     # -- handlers ------------------------------------------------------------------------
-    def _rerender(
-        self,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-    ) -> dict[Any, Any]:
-        """Any control moved: redraw the pad, the large view and the gallery from cache."""
-        out: dict[Any, Any] = {self.ui.pad: threshold_pad(float(threshold), float(merge))}
-        controls = self.controls(session, keywords, exclude, mode, threshold, merge, alpha)
+    def _refresh(self, session: Session, panel: PanelControls) -> dict[Any, Any]:
+        """The controls settled: redraw the pad, the region list and the gallery from cache
+        (the large view repainted itself in the page already)."""
+        params = panel.params
+        out: dict[Any, Any] = {self.ui.pad: threshold_pad(params.threshold, params.merge_threshold)}
+        controls = self.controls(session, panel)
         if controls is None or not session.results:
             return out
         try:
             if session.view is not None and session.results.get(session.view.image_id, None) is not None:
                 self.render_view(session, session.view.image_id, controls)
                 out.update(self.view_outputs(session))
-            for entry in sorted(session.results.values(), key=lambda e: e.position)[:GALLERY_LIMIT]:
-                self.render_entry(session, entry, controls)
+            self.render_entries(session, controls)
             out[self.ui.results] = self.gallery(session)
             out[self.notice] = notice_html("")
         except ApiError as error:
             out[self.notice] = self._fail(session, error)
         return out
 
-    def _select_result(
-        self,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-        evt: gr.SelectData,
-    ) -> dict[Any, Any]:
+    def _select_result(self, session: Session, panel: PanelControls, evt: gr.SelectData) -> dict[Any, Any]:
         index = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
         if not 0 <= index < len(session.shown_results):
             return {}
@@ -224,7 +213,7 @@ class Renderer:
                 **self.view_outputs(session),
                 self.notice: notice_html(result_caption(entry, session.lang)),
             }
-        controls = self.controls(session, keywords, exclude, mode, threshold, merge, alpha)
+        controls = self.controls(session, panel)
         if controls is None:
             return {self.notice: notice_html(t(session.lang, "no_keywords"))}
         try:
@@ -233,17 +222,20 @@ class Renderer:
             return {self.notice: self._fail(session, error)}
         return {**self.view_outputs(session), self.notice: notice_html("")}
 
-    def _click_view(self, session: Session, point_mode: str, evt: gr.SelectData) -> dict[Any, Any]:
-        """A click on the large view adds a point (1 positive, 0 negative) in image pixels
-        and refines a mask through ``POST /images/{id}/prompt``."""
+    def _click_view(self, session: Session, point_mode: str, evt: gr.EventData) -> dict[Any, Any]:
+        """A click on the viewer adds a point (1 positive, 0 negative; Shift: negative) at
+        the image pixel the page reports and refines a mask through
+        ``POST /images/{id}/prompt``."""
         view = session.view
-        if view is None or not isinstance(evt.index, list | tuple) or len(evt.index) < 2:
+        data = getattr(evt, "_data", None) or {}
+        try:
+            x, y = float(data["x"]), float(data["y"])
+        except (KeyError, TypeError, ValueError):
             return {self.notice: notice_html(t(session.lang, "select_result"))}
-        x, y = float(evt.index[0]), float(evt.index[1])
-        sx = view.image_size_wh[0] / view.overlay_size_wh[0]
-        sy = view.image_size_wh[1] / view.overlay_size_wh[1]
-        label = 0 if str(point_mode) == "0" else 1
-        points = [*view.points, (round(x * sx, 1), round(y * sy, 1), label)]
+        if view is None:
+            return {self.notice: notice_html(t(session.lang, "select_result"))}
+        label = 0 if str(point_mode) == "0" or data.get("shift") is True else 1
+        points = [*view.points, (round(x, 1), round(y, 1), label)]
         try:
             answer = self.ctx.client.prompt(view.image_id, [list(p) for p in points])
         except ApiError as error:
@@ -265,35 +257,18 @@ class Renderer:
         threshold, merge = pad_values(float(evt.index[0]), float(evt.index[1]))
         return {self.ui.threshold: threshold, self.ui.merge: merge}
 
-    # The handlers Gradio calls: one at a time per session.
-    def rerender(
-        self,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-    ) -> dict[Any, Any]:
+    # The handlers Gradio calls (inputs: `SegmentationLayout.inputs()`): one at a time per session.
+    def refresh(self, values: Mapping[Any, Any]) -> dict[Any, Any]:
+        session, panel = self.ui.read(values)
         with session.lock:
-            return self._rerender(session, keywords, exclude, mode, threshold, merge, alpha)
+            return self._refresh(session, panel)
 
-    def select_result(
-        self,
-        session: Session,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-        evt: gr.SelectData,
-    ) -> dict[Any, Any]:
+    def select_result(self, values: Mapping[Any, Any], evt: gr.SelectData) -> dict[Any, Any]:
+        session, panel = self.ui.read(values)
         with session.lock:
-            return self._select_result(session, keywords, exclude, mode, threshold, merge, alpha, evt)
+            return self._select_result(session, panel, evt)
 
-    def click_view(self, session: Session, point_mode: str, evt: gr.SelectData) -> dict[Any, Any]:
+    def click_view(self, session: Session, point_mode: str, evt: gr.EventData) -> dict[Any, Any]:
         with session.lock:
             return self._click_view(session, point_mode, evt)
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from seglens.core.types import QueryParams
+
 __all__ = ["CameraState", "ImageEntry", "QueryControls", "ResultEntry", "Session", "SessionLock", "ViewState"]
 
 
@@ -62,17 +64,16 @@ class ResultEntry:
 
 @dataclass(frozen=True)
 class QueryControls:
-    """What the control panel says: the query and every knob that re-renders from cache."""
+    """What a re-render from cache needs: the composed query, its knobs, the overlay
+    opacity and the job's grid."""
 
     query: str
-    threshold: float
-    merge_threshold: float
+    params: QueryParams
     alpha: float
-    mode: str
     points_per_side: int | None
 
     def key(self) -> tuple[Any, ...]:
-        return (self.query, self.threshold, self.merge_threshold, self.alpha, self.mode, self.points_per_side)
+        return (self.query, self.params, self.alpha, self.points_per_side)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class ViewState:
     best_scores: dict[str, float] = field(default_factory=dict)
     points: list[tuple[float, float, int]] = field(default_factory=list)
     refined: list[dict[str, Any]] = field(default_factory=list)
+    query: str = ""
 
 
 @dataclass
