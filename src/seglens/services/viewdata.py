@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from seglens.core.query import parse_query
-from seglens.core.types import RegionScores
+from seglens.core.types import GenerationParams, RegionScores
 from seglens.core.viewdata import DisplayRuns, OverlapPairs, display_runs, display_size, overlap_pairs
 from seglens.services.errors import InvalidInput
 from seglens.services.images import ImageService
@@ -65,7 +65,7 @@ class ViewDataService:
         scheduler: Scheduler,
         *,
         models_wait_s: float,
-        max_points_per_side: int = 128,
+        max_points_per_side: int = GenerationParams.POINTS_PER_SIDE_MAX,
     ):
         self.images = images
         self.provider = provider

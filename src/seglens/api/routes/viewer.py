@@ -15,8 +15,11 @@ from fastapi import APIRouter, Path, Query
 
 from seglens.api.deps import ViewDataDep
 from seglens.api.errors import responses
+from seglens.api.schemas import GRID_LIMIT_MARK, QUERY_TEXT_SCHEMA
 from seglens.api.view_schemas import ArrayOut, DisplayMasksOut, OverlapsOut, RegionScoresOut, RegionsOut
 from seglens.api.views import warning_for
+from seglens.core.query import MAX_QUERY_CHARS
+from seglens.core.types import GenerationParams
 
 __all__ = ["router"]
 
@@ -41,11 +44,24 @@ def read_regions(
     service: ViewDataDep,
     image_id: Annotated[str, Path(min_length=1, max_length=128)],
     query: Annotated[
-        str | None, Query(min_length=1, max_length=4000, description='Keywords; "-word" excludes.')
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_QUERY_CHARS,
+            description='Keywords; "-word" excludes.',
+            json_schema_extra=QUERY_TEXT_SCHEMA,
+        ),
     ] = None,
     masks: Annotated[bool, Query(description="Include masks, overlaps and the photo.")] = True,
     max_side_px: Annotated[int, Query(ge=16, le=4096, description="Longer side of the masks.")] = 1024,
-    points_per_side: Annotated[int | None, Query(ge=1, le=128)] = None,
+    points_per_side: Annotated[
+        int | None,
+        Query(
+            ge=GenerationParams.POINTS_PER_SIDE_MIN,
+            le=GenerationParams.POINTS_PER_SIDE_MAX,
+            json_schema_extra=GRID_LIMIT_MARK,
+        ),
+    ] = None,
 ) -> RegionsOut:
     """Segments the image first if it never was. With `masks=false` only the
     probabilities come back (what new keywords change)."""
