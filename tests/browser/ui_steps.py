@@ -176,17 +176,21 @@ _PICTURE_RECT_JS = """(img) => {
 }"""
 
 
-# Records, as the click reaches the page (a capturing listener runs before Gradio's own, in
-# the same dispatch), whether Gradio's Image will send a select event for it: it sends none
-# when the picture's `naturalWidth` is 0 (the click then has no coordinates).
-_WATCH_CLICK_JS = """(selector) => {
+# A picture can take a click: a canvas (the viewer) once it has a size; an <img> once it has
+# loaded (Gradio's Image sends no select event for a click on an <img> whose `naturalWidth`
+# is 0: the click then has no coordinates).
+_PICTURE_LOADED_JS = (
+    "(img) => img.tagName === 'CANVAS' ? img.width > 0 : (img.complete && img.naturalWidth > 0)"
+)
+# Records, as the click reaches the page (a capturing listener runs before the page's own, in
+# the same dispatch), whether the picture could take it.
+_WATCH_CLICK_JS = f"""(selector) => {{
   window.__slClickLoaded = null;
-  document.addEventListener('click', () => {
+  document.addEventListener('click', () => {{
     const img = document.querySelector(selector);
-    window.__slClickLoaded = !!img && img.naturalWidth > 0;
-  }, {capture: true, once: true});
-}"""
-_PICTURE_LOADED_JS = "(img) => img.complete && img.naturalWidth > 0"
+    window.__slClickLoaded = !!img && ({_PICTURE_LOADED_JS})(img);
+  }}, {{capture: true, once: true}});
+}}"""
 
 
 def click_picture(
