@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seglens.core.types import GenerationParams
-from seglens.models.device import quiet_transformers, select_device
+from seglens.models.device import DeviceConfig, quiet_transformers, select_device
 from seglens.models.hub import resolve_model
 from seglens.models.protocols import ImageTextEmbedder, RegionProposer
 from seglens.models.registry import get_profile, resolve_callable
+from seglens.models.runtime import attach_backend, resolve_backend
 
 __all__ = ["LoadedModels", "load_model", "load_models"]
 
@@ -36,8 +37,11 @@ def load_model(
     dtype: str | None = None,
     allow_download: bool = True,
     expect: str | None = None,
+    backend: str = "torch",
 ) -> RegionProposer | ImageTextEmbedder:
     """Resolve and load one model; `expect` (``proposer``/``embedder``) guards mix-ups.
+    `backend` (``torch``, ``onnx``, ``auto``; `runtime.resolve_backend`) is what runs its
+    forward passes (``onnx`` exports on first use into ``models_dir/.onnx``).
     Thread-safe: loads (and tiny-model builds) run one at a time in a process."""
     quiet_transformers()
     with _LOAD_LOCK:
@@ -45,12 +49,28 @@ def load_model(
         if expect and resolved.kind != expect:
             raise ValueError(f"{name_or_path!r} is a {resolved.kind}, not a {expect}")
         loader = resolve_callable(resolved.loader)
-        return loader(
+        chosen = select_device(device, dtype)
+        model = loader(
             resolved.path,
-            select_device(device, dtype),
+            chosen,
             model_id=resolved.model_id,
             meaningless=resolved.meaningless,
         )
+        _with_backend(model, backend, chosen, models_dir)
+        return model
+
+
+def _with_backend(model: object, backend: str, device: DeviceConfig, models_dir: Path) -> None:
+    """Backend hook (issue 14): ONNX Runtime for the built-in SAM and CLIP classes on a
+    CPU in float32; anything else (plugins, other dtypes) stays on PyTorch."""
+    resolved = resolve_backend(backend, device.device)
+    if resolved == "torch" or device.dtype != "float32":
+        return
+    from seglens.models.clip import ClipEmbedder
+    from seglens.models.sam import SamBackend
+
+    if isinstance(model, SamBackend | ClipEmbedder):
+        attach_backend(model, resolved, device.device, models_dir)
 
 
 def load_models(
@@ -62,6 +82,7 @@ def load_models(
     proposer: str | None = None,
     embedder: str | None = None,
     allow_download: bool = True,
+    backend: str = "torch",
 ) -> LoadedModels:
     spec = get_profile(profile)
     proposer_model = load_model(
@@ -71,6 +92,7 @@ def load_models(
         dtype=dtype,
         allow_download=allow_download,
         expect="proposer",
+        backend=backend,
     )
     embedder_model = load_model(
         embedder or spec.embedder,
@@ -79,5 +101,6 @@ def load_models(
         dtype=dtype,
         allow_download=allow_download,
         expect="embedder",
+        backend=backend,
     )
     return LoadedModels(proposer_model, embedder_model, spec.generation)  # type: ignore[arg-type]
