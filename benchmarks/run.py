@@ -299,6 +299,10 @@ def write_doc(report: dict[str, Any]) -> None:
             + ".",
             "",
         ]
+    if report.get("backends"):
+        from benchmarks.bench_backend import doc_lines
+
+        lines += doc_lines(report["backends"])
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n".join(lines))
 
@@ -316,6 +320,9 @@ def main() -> None:
     }
     report["server"] = bench_server(data_dir)
     report["ray"] = bench_ray(data_dir)
+    from benchmarks.bench_backend import bench_backends
+
+    report["backends"] = bench_backends(data_dir, _worker)
     report["elapsed_s"] = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / report["file"]).write_text(json.dumps(report, indent=2))

@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from seglens.core.masks import decode_rle  # noqa: E402
-from seglens.core.query import TEMPLATES  # noqa: E402
-from seglens.core.types import GenerationParams  # noqa: E402
-from seglens.models import runtime  # noqa: E402
-from seglens.models.loading import load_model  # noqa: E402
+from seglens.core.masks import decode_rle
+from seglens.core.query import TEMPLATES
+from seglens.core.types import GenerationParams
+from seglens.models import runtime
+from seglens.models.loading import load_model
 
 PARAMS = GenerationParams(
     points_per_side=8,

@@ -241,7 +241,11 @@ class ClipEmbedder:
         text tower expects."""
         padding: str | bool = "max_length" if self._family.pad_to_max_length else True
         return self.tokenizer(
-            list(texts), padding=padding, truncation=True, max_length=self.text_max_length, return_tensors="pt"
+            list(texts),
+            padding=padding,
+            truncation=True,
+            max_length=self.text_max_length,
+            return_tensors="pt",
         )
 
     def _on_device(self, encoded: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:

@@ -120,7 +120,14 @@ class OnnxSamRuntime:
             dynamic |= {"masks": {1: "prompts"}, "iou": {1: "prompts"}}
             with torch.inference_mode():
                 want_masks, want_iou = decoder_module(points, labels, *tensors)
-            export_module(decoder_module, (points, labels, *tensors), path, ["points", "labels", *names], ["masks", "iou"], dynamic)
+            export_module(
+                decoder_module,
+                (points, labels, *tensors),
+                path,
+                ["points", "labels", *names],
+                ["masks", "iou"],
+                dynamic,
+            )
             feed = {"points": points.numpy(), "labels": labels.numpy()}
             feed |= {name: t.numpy() for name, t in zip(names, tensors, strict=True)}
             masks, iou = session(path).run(None, feed)

@@ -124,7 +124,9 @@ def release_weights(module: Any) -> None:
 
     for child in module.modules():
         for name, parameter in list(child.named_parameters(recurse=False)):
-            child._parameters[name] = torch.nn.Parameter(torch.empty(0, dtype=parameter.dtype), requires_grad=False)
+            child._parameters[name] = torch.nn.Parameter(
+                torch.empty(0, dtype=parameter.dtype), requires_grad=False
+            )
 
 
 class ExportCache:
@@ -150,13 +152,19 @@ class ExportCache:
             json.dumps({"model_id": self.model_id, "onnxruntime": onnxruntime_version()})
         )
         partial = self.directory / f"{part}.partial.onnx"
+        log.info(
+            "exporting to ONNX once (first use; cached afterwards)",
+            extra={"fields": {"model": self.model_id, "part": part, "directory": str(self.directory)}},
+        )
         started = time.perf_counter()
         export(partial)
         partial.replace(target)
         self.exported.append(part)
         log.info(
             "exported to ONNX",
-            extra={"fields": {"model": self.model_id, "part": part, "seconds": time.perf_counter() - started}},
+            extra={
+                "fields": {"model": self.model_id, "part": part, "seconds": time.perf_counter() - started}
+            },
         )
         return target
 
@@ -185,7 +193,7 @@ def attach_backend(model: Any, backend: str, device: str, models_dir: Path) -> s
             model.runtime = OnnxClipRuntime.build(model, cache)
         else:
             raise TypeError(f"{type(model).__name__} has no ONNX export")
-    except Exception as exc:  # noqa: BLE001 -- any export failure means: stay on PyTorch
+    except Exception as exc:
         log.warning(
             "ONNX export failed, running on PyTorch",
             extra={"fields": {"model": cache.model_id, "error": f"{type(exc).__name__}: {exc}"[:500]}},

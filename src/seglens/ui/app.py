@@ -137,7 +137,7 @@ def build_ui(
                 session.lang,
                 "backend_ok",
                 profile=health.get("profile"),
-                device=health.get("device"),
+                device=" ".join(str(health.get(k)) for k in ("device", "backend") if health.get(k)),
                 status=health.get("status"),
             )
             return {

@@ -22,6 +22,7 @@ def read_health(runtime: RuntimeDep) -> HealthOut:
         profile=report.profile,
         models=report.models,
         device=report.device,
+        backend=report.backend,
         meaningless=report.meaningless,
         warning=report.warning,
         load_error=report.load_error,
