@@ -37,3 +37,9 @@ def test_health_reports_the_backend(tmp_path):
     with harness(tmp_path, factory=lambda s: Pipeline(proposer, embedder, profile=s.profile)) as h:
         body = h.client.get(f"{API}/health").json()
     assert body["backend"] == "onnx"
+
+
+def test_from_profile_refuses_an_unknown_backend_before_loading(tmp_path):
+    with pytest.raises(ValueError, match="unknown backend 'tensorrt'"):
+        Pipeline.from_profile("tiny", data_dir=tmp_path, backend="tensorrt")
+    assert not (tmp_path / "models").exists()  # nothing was built or loaded

@@ -145,6 +145,11 @@ class Pipeline:
         (``auto``, ``torch``, ``onnx``; default ``SEGLENS_BACKEND``) runs the forward passes."""
         from seglens.settings import Settings
 
+        if backend is not None:
+            from seglens.models.runtime import BACKENDS
+
+            if backend not in BACKENDS:
+                raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
         settings = Settings()
         chosen = {
             "profile": profile,
