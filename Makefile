@@ -17,7 +17,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[server,dev,ray]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[server,dev,ray,onnx]'
 	# Only for the file CLIP's real BPE merges ship in (tests and benchmarks build CLIP's own
 	# tokenizer from it offline); never imported, so none of its dependencies are needed.
 	$(BIN)/python -m pip install -q --no-deps open_clip_torch==3.3.0

@@ -434,6 +434,10 @@ def write_doc(report: dict[str, Any]) -> None:
     browser = report.get("browser")
     if browser:
         lines += browser_lines(browser)
+    if report.get("backends"):
+        from benchmarks.bench_backend import doc_lines
+
+        lines += doc_lines(report["backends"])
     DOC.parent.mkdir(exist_ok=True)
     DOC.write_text("\n".join(lines))
 
@@ -454,6 +458,9 @@ def main() -> None:
     report["assistant"] = bench_assistant(data_dir)
     report["ray"] = bench_ray(data_dir)
     report["browser"] = bench_browser(data_dir)
+    from benchmarks.bench_backend import bench_backends
+
+    report["backends"] = bench_backends(data_dir, _worker)
     report["elapsed_s"] = time.perf_counter() - started
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / report["file"]).write_text(json.dumps(report, indent=2))

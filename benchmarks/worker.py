@@ -33,10 +33,10 @@ def photo_1024() -> np.ndarray:
     return np.asarray(image.resize((1024, 683), Image.Resampling.BICUBIC))
 
 
-def _load(name: str, data_dir: Path) -> Any:
+def _load(name: str, data_dir: Path, backend: str = "torch") -> Any:
     from seglens.models.loading import load_model
 
-    return load_model(name, data_dir / "models", device="cpu", dtype="float32")
+    return load_model(name, data_dir / "models", device="cpu", dtype="float32", backend=backend)
 
 
 def _params(args: dict[str, Any]) -> Any:
@@ -93,7 +93,7 @@ def task_calibrate(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
 
     from seglens.core.geometry import point_grid
 
-    backend = _load(args["model"], data_dir)
+    backend = _load(args["model"], data_dir, args.get("backend", "torch"))
     image = photo_1024()
     prepared = backend.prepare(image)
     payload = backend.encode_pixels(prepared.pixel_values)
@@ -311,7 +311,19 @@ def task_e2e(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     }
 
 
-TASKS = {"stages": task_stages, "calibrate": task_calibrate, "amg": task_amg, "e2e": task_e2e}
+def task_backend(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    from benchmarks.bench_backend import task_backend as run
+
+    return run(args, data_dir)
+
+
+TASKS = {
+    "stages": task_stages,
+    "calibrate": task_calibrate,
+    "amg": task_amg,
+    "e2e": task_e2e,
+    "backend": task_backend,
+}
 
 
 def main() -> None:

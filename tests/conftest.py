@@ -2,6 +2,9 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite runs the models on PyTorch; the ONNX Runtime backend has its own tests
+# (tests/integration/test_onnx_backend.py) that ask for it explicitly.
+os.environ.setdefault("SEGLENS_BACKEND", "torch")
 
 import pytest
 

@@ -93,6 +93,10 @@ PointsPerSide = Annotated[
 Device = Annotated[str | None, typer.Option(help="auto, cpu, cuda, cuda:N or mps.")]
 Cutouts = Annotated[bool, typer.Option(help="Also write transparent PNG cut-outs of matches.")]
 DataDir = Annotated[Path | None, typer.Option(help="Cache and model directory (SEGLENS_DATA_DIR).")]
+Backend = Annotated[
+    str | None,
+    typer.Option(help="auto, torch or onnx: what runs the models (SEGLENS_BACKEND; auto: onnx on a CPU)."),
+]
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -176,6 +180,7 @@ def segment(
     device: Device = None,
     cutouts: Cutouts = False,
     data_dir: DataDir = None,
+    backend: Backend = None,
 ) -> None:
     """Highlight the regions of each image that match the keywords."""
     from dataclasses import replace
@@ -200,6 +205,7 @@ def segment(
             proposer=proposer or settings.proposer,
             embedder=embedder or settings.embedder,
             allow_download=settings.allow_download,
+            backend=backend,
         )
     except ModelNotAvailableError as error:
         raise _fail(str(error), EXIT_MODEL) from None
@@ -472,6 +478,7 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(min=0, max=64, help="Batch workers; 0 picks (SEGLENS_WORKERS).")
     ] = None,
+    backend: Backend = None,
     ui: Annotated[
         bool, typer.Option("--ui/--no-ui", help="Mount the web UI at /ui (/ redirects there).")
     ] = True,
@@ -479,7 +486,9 @@ def serve(
     """Run the HTTP API (OpenAPI at /docs) with the persistent job queue and the web UI at /ui."""
     from seglens.api.server import serve as run_server
 
-    settings = _settings(host=host, port=port, profile=profile, data_dir=data_dir, workers=workers)
+    settings = _settings(
+        host=host, port=port, profile=profile, data_dir=data_dir, workers=workers, backend=backend
+    )
     _check_models(settings)
     if not ui:
         run_server(settings)

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     embedder: str | None = None
     device: str = "auto"
     dtype: str = "auto"
+    # What runs the models' forward passes: "torch", "onnx" (ONNX Runtime, CPU; exported
+    # once into models/.onnx) or "auto" (onnx on a CPU when onnxruntime is installed).
+    backend: Literal["auto", "torch", "onnx"] = "auto"
     allow_download: bool = True
 
     host: str = "127.0.0.1"

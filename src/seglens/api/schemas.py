@@ -151,6 +151,9 @@ class HealthOut(_Out):
     profile: str
     models: dict[str, str] | None
     device: str
+    backend: str = Field(
+        default="torch", description="What runs the forward passes: torch or onnx (ONNX Runtime)."
+    )
     meaningless: bool = Field(
         description="True for the `tiny` profile: random weights, results mean nothing."
     )

@@ -129,6 +129,10 @@ class ClipEmbedder:
             tokenizer.padding_side = "right"
         self.load_seconds = 0.0
         self.input_size = _input_size(image_processor)
+        # Set by `runtime.attach_backend`: an `OnnxClipRuntime` runs both towers' plain
+        # forward passes instead of PyTorch (the shared-prefix text path stays on PyTorch).
+        self.runtime: Any = None
+        self.backend_name = "torch"
         self._prefix_cache = PrefixCache.attach(model, tokenizer, device.device, self.text_max_length)
 
     def share_prefixes(self, prefixes: Sequence[str]) -> None:
@@ -164,7 +168,10 @@ class ClipEmbedder:
                 batch = images[start : start + self.image_batch_size]
                 encoded = self.image_processor(images=batch, return_tensors="pt")
                 inputs = self._on_device(encoded, _IMAGE_INPUTS)
-                features = _pooled(self.model.get_image_features(**inputs))
+                if self.runtime is not None:
+                    features = self.runtime.image_features(inputs["pixel_values"])
+                else:
+                    features = _pooled(self.model.get_image_features(**inputs))
                 out[start : start + len(batch)] = _unit_rows(features, self._dim)
         return out
 
@@ -214,20 +221,32 @@ class ClipEmbedder:
         """The model's own forward pass on `texts`, written to `out[rows]`."""
         import torch
 
-        padding: str | bool = "max_length" if self._family.pad_to_max_length else True
         with torch.inference_mode():
             for start in range(0, len(texts), self.text_batch_size):
                 batch = texts[start : start + self.text_batch_size]
-                encoded = self.tokenizer(
-                    batch,
-                    padding=padding,
-                    truncation=True,
-                    max_length=self.text_max_length,
-                    return_tensors="pt",
-                )
-                inputs = self._on_device(encoded, self._family.text_inputs)
-                features = _pooled(self.model.get_text_features(**inputs))
+                inputs = self._on_device(self.tokenize(batch), self._family.text_inputs)
+                if self.runtime is not None:
+                    features = self.runtime.text_features(inputs)
+                else:
+                    features = _pooled(self.model.get_text_features(**inputs))
                 out[rows[start : start + len(batch)]] = _unit_rows(features, self._dim)
+
+    @property
+    def text_input_names(self) -> tuple[str, ...]:
+        """The tokenizer outputs the text tower receives, in order."""
+        return self._family.text_inputs
+
+    def tokenize(self, texts: Sequence[str]) -> Any:
+        """The tokenizer's torch tensors for `texts`, padded and truncated as the family's
+        text tower expects."""
+        padding: str | bool = "max_length" if self._family.pad_to_max_length else True
+        return self.tokenizer(
+            list(texts),
+            padding=padding,
+            truncation=True,
+            max_length=self.text_max_length,
+            return_tensors="pt",
+        )
 
     def _on_device(self, encoded: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
         import torch

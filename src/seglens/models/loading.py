@@ -20,6 +20,7 @@ from seglens.models.hub import ResolvedModel, resolve_model
 from seglens.models.progress import LOADS
 from seglens.models.protocols import ImageTextEmbedder, RegionProposer
 from seglens.models.registry import LoadContext, get_profile, resolve_callable
+from seglens.models.runtime import attach_backend, resolve_backend
 
 __all__ = ["LoadedModels", "call_loader", "load_model", "load_models"]
 
@@ -80,8 +81,11 @@ def load_model(
     dtype: str | None = None,
     allow_download: bool = True,
     expect: str | None = None,
+    backend: str = "torch",
 ) -> RegionProposer | ImageTextEmbedder:
     """Resolve and load one model; `expect` (``proposer``/``embedder``) guards mix-ups.
+    `backend` (``torch``, ``onnx``, ``auto``; `runtime.resolve_backend`) is what runs its
+    forward passes (``onnx`` exports on first use into ``models_dir/.onnx``).
     Thread-safe: loads (and local builds) run one at a time in a process. Raises
     `ModelNotAvailableError` (missing weights), ValueError (wrong kind, bad device) or
     TypeError (the loader returned something that is not a proposer / embedder)."""
@@ -98,6 +102,8 @@ def load_model(
             model = call_loader(resolve_callable(resolved.loader), resolved.path, config, context)
         finally:
             LOADS.finish(resolved.name)
+        if resolved.needs_torch:
+            _with_backend(model, backend, config, models_dir)
     protocol = _PROTOCOLS.get(resolved.kind)
     if protocol is not None and not isinstance(model, protocol):
         missing = [m for m in _protocol_members(protocol) if not hasattr(model, m)]
@@ -114,6 +120,19 @@ def _protocol_members(protocol: type) -> list[str]:
     return sorted(names)
 
 
+def _with_backend(model: object, backend: str, device: DeviceConfig, models_dir: Path) -> None:
+    """Backend hook (issue 14): ONNX Runtime for the built-in SAM and CLIP classes on a
+    CPU in float32; anything else (plugins, other dtypes) stays on PyTorch."""
+    resolved = resolve_backend(backend, device.device)
+    if resolved == "torch" or device.dtype != "float32":
+        return
+    from seglens.models.clip import ClipEmbedder
+    from seglens.models.sam import SamBackend
+
+    if isinstance(model, SamBackend | ClipEmbedder):
+        attach_backend(model, resolved, device.device, models_dir)
+
+
 def load_models(
     profile: str,
     *,
@@ -123,6 +142,7 @@ def load_models(
     proposer: str | None = None,
     embedder: str | None = None,
     allow_download: bool = True,
+    backend: str = "torch",
 ) -> LoadedModels:
     spec = get_profile(profile)
     proposer_model = load_model(
@@ -132,6 +152,7 @@ def load_models(
         dtype=dtype,
         allow_download=allow_download,
         expect="proposer",
+        backend=backend,
     )
     embedder_model = load_model(
         embedder or spec.embedder,
@@ -140,5 +161,6 @@ def load_models(
         dtype=dtype,
         allow_download=allow_download,
         expect="embedder",
+        backend=backend,
     )
     return LoadedModels(proposer_model, embedder_model, spec.generation)  # type: ignore[arg-type]

@@ -59,6 +59,10 @@ class SamBackend:
         self.device = device
         self.model_id = model_id
         self.meaningless = meaningless
+        # Set by `runtime.attach_backend`: an `OnnxSamRuntime` runs the encoder and the
+        # multimask point decoder instead of PyTorch.
+        self.runtime: Any = None
+        self.backend_name = "torch"
         size = processor_config.get("size", {})
         if family == "sam2":
             self.input_size = int(size.get("height", 1024))
@@ -119,6 +123,8 @@ class SamBackend:
     def encode_pixels(self, pixel_values: Any) -> Any:
         import torch
 
+        if self.runtime is not None:
+            return self.runtime.encode(pixel_values)
         with torch.inference_mode():
             return self.model.get_image_embeddings(pixel_values)
 
@@ -131,7 +137,8 @@ class SamBackend:
         import torch
 
         prompts = (points if points is not None else boxes).shape[1]
-        chunk = self.decoder_chunk or prompts
+        on_runtime = self.runtime is not None and multimask and boxes is None
+        chunk = (runtime_chunk() if on_runtime else self.decoder_chunk) or prompts
         if prompts > chunk:
             parts = [
                 self.decode(
@@ -144,6 +151,8 @@ class SamBackend:
                 for start in range(0, prompts, chunk)
             ]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        if on_runtime:
+            return self.runtime.decode(payload, points, labels)
         kwargs: dict[str, Any] = {"multimask_output": multimask}
         if self.family == "sam-hq" and isinstance(payload, tuple):
             kwargs["image_embeddings"] = payload[0]
@@ -257,6 +266,12 @@ class SamBackend:
         payload: Any = tensors[0] if kind == 0 else (tensors if kind == 1 else tuple(tensors))
         reshaped_hw = tuple(int(v) for v in arrays["reshaped_hw"])
         return ImageEmbedding(self.model_id, image_size_hw, (payload, reshaped_hw))
+
+
+def runtime_chunk() -> int:
+    from seglens.models.onnx_sam import DECODER_CHUNK
+
+    return DECODER_CHUNK
 
 
 def _processor_config(path: Path) -> dict[str, Any]:

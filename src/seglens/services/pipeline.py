@@ -137,12 +137,19 @@ class Pipeline:
         embedder: str | None = None,
         allow_download: bool = True,
         cache: bool = True,
+        backend: str | None = None,
     ) -> Pipeline:
         """Load a named profile (``seglens models list`` shows them); `proposer` and
         `embedder` override its models by name or local directory. Weights missing and
-        not downloadable raise `ModelNotAvailableError` saying what to do."""
+        not downloadable raise `ModelNotAvailableError` saying what to do. `backend`
+        (``auto``, ``torch``, ``onnx``; default ``SEGLENS_BACKEND``) runs the forward passes."""
         from seglens.settings import Settings
 
+        if backend is not None:
+            from seglens.models.runtime import BACKENDS
+
+            if backend not in BACKENDS:
+                raise ValueError(f"unknown backend {backend!r}: use {', '.join(BACKENDS)}")
         settings = Settings()
         chosen = {
             "profile": profile,
@@ -152,6 +159,7 @@ class Pipeline:
             "proposer": proposer,
             "embedder": embedder,
             "allow_download": allow_download,
+            "backend": backend or settings.backend,
         }
         return cls.from_settings(settings.model_copy(update=chosen), cache=cache)
 
@@ -169,6 +177,7 @@ class Pipeline:
             proposer=settings.proposer,
             embedder=settings.embedder,
             allow_download=settings.allow_download,
+            backend=settings.backend,
         )
         budget = settings.image_embedding_cache_mb * 2**20
         return cls(
@@ -189,6 +198,13 @@ class Pipeline:
     @property
     def banner(self) -> str | None:
         return TINY_BANNER if self.meaningless else None
+
+    @property
+    def backend(self) -> str:
+        """What runs the forward passes: ``torch``, ``onnx``, or e.g. ``onnx+torch`` when
+        the proposer's and the embedder's differ (an export fell back)."""
+        names = [str(getattr(m, "backend_name", "torch")) for m in (self.proposer, self.embedder)]
+        return names[0] if names[0] == names[1] else "+".join(names)
 
     def model_ids(self) -> dict[str, str]:
         return {"proposer": self.proposer.model_id, "embedder": self.embedder.model_id}

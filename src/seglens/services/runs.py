@@ -165,6 +165,7 @@ def _write_outputs(
         alpha=alpha,
         generation=generation,
     )
+    info["backend"] = pipeline.backend
     write_outputs(summary, keywords, info)
 
 

@@ -66,6 +66,7 @@ class HealthReport:
     profile: str
     models: dict[str, str] | None
     device: str
+    backend: str
     meaningless: bool
     warning: str | None
     load_error: str | None
@@ -202,6 +203,7 @@ class Runtime:
             profile=self.settings.profile,
             models=pipeline.model_ids() if pipeline else None,
             device=device,
+            backend=getattr(pipeline, "backend", "torch") if pipeline is not None else self.settings.backend,
             meaningless=meaningless,
             warning=TINY_BANNER if meaningless else None,
             load_error=self.provider.error,

@@ -196,7 +196,7 @@ def _wire_header(p: _Parts, demo: gr.Blocks, nav_assistant: Any) -> None:
             session.lang,
             "backend_ok",
             profile=health.get("profile"),
-            device=health.get("device"),
+            device=" ".join(str(health.get(k)) for k in ("device", "backend") if health.get(k)),
             status=health.get("status"),
         )
         loading = loading_line(session.lang, health)

@@ -35,6 +35,7 @@ def read_health(runtime: RuntimeDep, request: Request) -> HealthOut | LivenessOu
         profile=report.profile,
         models=report.models,
         device=report.device,
+        backend=report.backend,
         meaningless=report.meaningless,
         warning=report.warning,
         load_error=report.load_error,

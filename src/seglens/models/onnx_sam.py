@@ -1,0 +1,165 @@
+"""The SAM-family image encoder and point-prompt mask decoder on ONNX Runtime.
+
+Exported from the loaded transformers model (SAM and SAM 2/2.1; SAM-HQ stays on PyTorch)
+with the TorchScript-based ONNX exporter, checked against the PyTorch forward pass on a
+sample input, and cached by `runtime.ExportCache`. `SamBackend` routes `encode_pixels`
+and multimask point decoding (automatic mask generation, a single click) here; box
+prompts and multi-point prompts (one mask each) keep the PyTorch decoder, which is small.
+
+Once the encoder session is built, the PyTorch vision encoder's weights are released (the
+session holds its own copy), so that both runtimes' copies are not kept in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seglens.models.runtime import ExportCache, export_module, release_weights, session
+
+if TYPE_CHECKING:
+    from seglens.models.sam import SamBackend
+
+__all__ = ["DECODER_CHUNK", "OnnxSamRuntime"]
+
+# ONNX Runtime's decoder runs best on bigger prompt batches than PyTorch's (16 prompts a
+# call: about 1.7x faster than 4 on the 2-core CPU; docs/benchmarks.md).
+DECODER_CHUNK = 16
+
+# An export is used only if it reproduces PyTorch on a sample input this closely.
+_MAX_IOU_DIFF = 1e-3
+_MIN_MASK_AGREEMENT = 0.99
+_MAX_EMBEDDING_DIFF = 1e-3  # relative to the embedding's largest magnitude
+
+
+def _encoder_module(model: Any) -> Any:
+    """`get_image_embeddings` as a module returning a tuple of tensors."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, pixel_values: Any) -> Any:
+            out = self.inner.get_image_embeddings(pixel_values)
+            return tuple(out) if isinstance(out, list | tuple) else (out,)
+
+    return Encoder(model).eval()
+
+
+def _decoder_module(model: Any, levels: int) -> Any:
+    """The prompt encoder and mask decoder (multimask) as a module on plain tensors."""
+    import torch
+
+    class Decoder(torch.nn.Module):
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, points: Any, labels: Any, *embeddings: Any) -> Any:
+            image_embeddings = list(embeddings) if levels > 1 else embeddings[0]
+            out = self.inner(
+                image_embeddings=image_embeddings,
+                input_points=points,
+                input_labels=labels,
+                multimask_output=True,
+            )
+            return out.pred_masks, out.iou_scores
+
+    return Decoder(model).eval()
+
+
+class OnnxSamRuntime:
+    """ONNX Runtime sessions for one `SamBackend`: `encode(pixel_values)` returns the
+    payload `SamBackend.encode_pixels` returns (a tensor, or a list of tensors for SAM 2);
+    `decode(payload, points, labels)` returns ``(low_res_logits (P, 3, h, w), iou (P, 3))``
+    torch tensors for multimask point prompts."""
+
+    def __init__(self, encoder: Any, decoder: Any, levels: int, input_hw: tuple[int, int]):
+        self.encoder = encoder
+        self.decoder = decoder
+        self.levels = levels
+        self.input_hw = input_hw
+
+    @classmethod
+    def build(cls, backend: SamBackend, cache: ExportCache) -> OnnxSamRuntime:
+        """Export (or find cached) and open both sessions. Raises on anything that fails:
+        an unsupported family, an export error or a parity check that does not pass."""
+        import torch
+
+        if backend.family not in ("sam", "sam2"):
+            raise TypeError(f"no ONNX export for the {backend.family} family")
+        model = backend.model
+        side = backend.pad_size if backend.family == "sam" else backend.input_size
+        pixels = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+        with torch.inference_mode():
+            reference = backend.encode_pixels(pixels)
+        tensors = list(reference) if isinstance(reference, list | tuple) else [reference]
+        levels = len(tensors)
+
+        def export_encoder(path: Path) -> None:
+            names = [f"embedding{i}" for i in range(levels)]
+            export_module(_encoder_module(model), (pixels,), path, ["pixel_values"], names, {})
+            got = session(path).run(None, {"pixel_values": pixels.numpy()})
+            for want, have in zip(tensors, got, strict=True):
+                scale = max(float(want.abs().max()), 1e-6)
+                diff = float(np.abs(want.numpy() - have).max()) / scale
+                if diff > _MAX_EMBEDDING_DIFF:
+                    raise RuntimeError(f"exported image encoder differs from PyTorch by {diff:.2e}")
+
+        points = torch.rand(1, 5, 1, 2, generator=torch.Generator().manual_seed(1)) * (side - 1)
+        labels = torch.ones(1, 5, 1, dtype=torch.int64)
+        decoder_module = _decoder_module(model, levels)
+
+        def export_decoder(path: Path) -> None:
+            names = [f"embedding{i}" for i in range(levels)]
+            dynamic = {"points": {1: "prompts", 2: "points"}, "labels": {1: "prompts", 2: "points"}}
+            dynamic |= {"masks": {1: "prompts"}, "iou": {1: "prompts"}}
+            with torch.inference_mode():
+                want_masks, want_iou = decoder_module(points, labels, *tensors)
+            export_module(
+                decoder_module,
+                (points, labels, *tensors),
+                path,
+                ["points", "labels", *names],
+                ["masks", "iou"],
+                dynamic,
+            )
+            feed = {"points": points.numpy(), "labels": labels.numpy()}
+            feed |= {name: t.numpy() for name, t in zip(names, tensors, strict=True)}
+            masks, iou = session(path).run(None, feed)
+            iou_diff = float(np.abs(want_iou.numpy() - iou).max())
+            agreement = float(((want_masks.numpy() > 0) == (masks > 0)).mean())
+            if iou_diff > _MAX_IOU_DIFF or agreement < _MIN_MASK_AGREEMENT:
+                raise RuntimeError(
+                    f"exported mask decoder differs from PyTorch (IoU {iou_diff:.2e}, masks {agreement:.4f})"
+                )
+
+        encoder_path = cache.get("image_encoder", export_encoder)
+        decoder_path = cache.get("mask_decoder", export_decoder)
+        runtime = cls(session(encoder_path), session(decoder_path), levels, (side, side))
+        release_weights(getattr(model, "vision_encoder", None))
+        return runtime
+
+    def encode(self, pixel_values: Any) -> Any:
+        import torch
+
+        array = pixel_values.detach().float().cpu().numpy()
+        outputs = [torch.from_numpy(o) for o in self.encoder.run(None, {"pixel_values": array})]
+        return outputs if self.levels > 1 else outputs[0]
+
+    def decode(self, payload: Any, points: Any, labels: Any) -> tuple[Any, Any]:
+        import torch
+
+        tensors = list(payload) if isinstance(payload, list | tuple) else [payload]
+        feed: dict[str, np.ndarray] = {
+            "points": points.detach().float().cpu().numpy(),
+            "labels": labels.detach().to(torch.int64).cpu().numpy(),
+        }
+        for i, tensor in enumerate(tensors):
+            feed[f"embedding{i}"] = tensor.detach().float().cpu().numpy()
+        masks, iou = self.decoder.run(None, feed)
+        return torch.from_numpy(masks[0]), torch.from_numpy(iou[0])
