@@ -35,6 +35,8 @@ def _env(data_dir: Path) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "SEGLENS_DATA_DIR": str(data_dir),
         "SEGLENS_DEVICE": "cpu",
+        # the same backend as the in-process `segment` it is compared with (tests/conftest.py)
+        "SEGLENS_BACKEND": os.environ["SEGLENS_BACKEND"],
     }
 
 

@@ -160,10 +160,25 @@ def test_a_real_upload_works_and_a_cached_display_file_is_still_refused(server, 
     assert _image_count(server) == before + 1
 
 
+def _event_data(ui: httpx.Client, api_name: str, values: dict[str, object]) -> list:
+    """The `data` list of a UI event, in the order of its inputs (from Gradio's config):
+    `values` by component elem_id, every other input at its component's initial value."""
+    config = ui.get("/ui/config").json()
+    components = {c["id"]: c for c in config["components"]}
+    dependency = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
+    data = []
+    for component_id in dependency["inputs"]:
+        props = components[component_id].get("props", {})
+        elem_id = props.get("elem_id")
+        data.append(values[elem_id] if elem_id in values else props.get("value"))
+    return data
+
+
 def test_the_camera_stream_reads_no_file_either(server, ui, outside):
     before = _image_count(server)
     for path in (outside["secret"], outside["missing"]):
-        name, payload = _call(ui, "on_frame", [_file(path), True, "cat", "", "any", 0.5, 0.7, 0.5, 0])
+        data = _event_data(ui, "on_frame", {"camera": _file(path), "live": True, "keywords": "cat"})
+        name, payload = _call(ui, "on_frame", data)
         _refusal(name, payload, path)
     assert _image_count(server) == before
 

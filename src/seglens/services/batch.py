@@ -489,4 +489,8 @@ class BatchRunner:
             alpha=params.alpha,
             generation=params.generation(base),
         )
+        # What ran the forward passes, as `seglens segment` reports it: the in-process
+        # pipeline's, or the setting when the images ran elsewhere (Ray actors).
+        pipeline = self.provider.pipeline
+        info["backend"] = pipeline.backend if pipeline is not None else self.settings.backend
         write_outputs(summary, list(parse_query(query).keywords), info)
