@@ -118,12 +118,13 @@ class LiveServer:
             self.client.close()
 
 
-def start_server(data_dir: Path, models_dir: Path, **env: str) -> LiveServer:
-    """Start ``python -m seglens.cli serve`` and wait until its models are loaded."""
+def start_server(data_dir: Path, models_dir: Path, *, port: int | None = None, **env: str) -> LiveServer:
+    """Start ``python -m seglens.cli serve`` and wait until its models are loaded (on
+    `port`, e.g. a restarted server's, which a browser's storage is tied to)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     if not (data_dir / "models").exists():
         (data_dir / "models").symlink_to(models_dir, target_is_directory=True)
-    port = free_port()
+    port = port or free_port()
     log_path = data_dir / f"server-{port}.log"
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SEGLENS_")},
@@ -162,8 +163,10 @@ def start_server(data_dir: Path, models_dir: Path, **env: str) -> LiveServer:
 
 
 @contextmanager
-def running_server(data_dir: Path, models_dir: Path, **env: str) -> Iterator[LiveServer]:
-    server = start_server(data_dir, models_dir, **env)
+def running_server(
+    data_dir: Path, models_dir: Path, *, port: int | None = None, **env: str
+) -> Iterator[LiveServer]:
+    server = start_server(data_dir, models_dir, port=port, **env)
     try:
         yield server
     finally:

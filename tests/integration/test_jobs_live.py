@@ -117,3 +117,68 @@ def test_two_concurrent_jobs_both_progress_and_complete(server):
     # Round-robin: the jobs take turns image by image (the first may get one ahead).
     assert longest_run <= 2, order
     assert order[-1] == second
+
+
+def _matches_of_query(server: LiveServer, image_ids: list[str], query: str, params: dict) -> list[tuple]:
+    found = []
+    for image_id in image_ids:
+        response = server.client.post(
+            "/query", json={"image_id": image_id, "query": query, "overlay": False, **params}
+        )
+        assert response.status_code == 200, response.text
+        found += [
+            (
+                image_id,
+                m["keyword"],
+                m["rle"]["counts"],
+                [round(v) for v in m["bbox_xyxy"]],
+                round(m["score"], 6),
+            )
+            for m in response.json()["matches"]
+        ]
+    return sorted(found)
+
+
+def _annotations(document: dict) -> list[tuple]:
+    names = {c["id"]: c["name"] for c in document["categories"]}
+    images = {i["id"]: i["seglens_image_id"] for i in document["images"]}
+    return sorted(
+        (
+            images[a["image_id"]],
+            names[a["category_id"]],
+            a["segmentation"]["counts"],
+            [
+                round(v)
+                for v in (
+                    a["bbox"][0],
+                    a["bbox"][1],
+                    a["bbox"][0] + a["bbox"][2],
+                    a["bbox"][1] + a["bbox"][3],
+                )
+            ],
+            a["score"],
+        )
+        for a in document["annotations"]
+    )
+
+
+def test_export_with_screen_settings_is_the_union_of_query_answers(server):
+    """The real models: a job run at one setting, exported at the settings a screen shows,
+    gives exactly the matches `POST /query` answers for those settings."""
+    ids = server.upload(photos(3, seed=41))
+    job_id = server.create_job(ids, "cat, cup")["id"]
+    server.wait(job_id, lambda j: j["status"] in FINISHED)
+    # Tiny's random weights give near-uniform probabilities: a low threshold matches.
+    screen = {"threshold": 0.05, "merge_threshold": 0.4, "mode": "any", "merge_strategy": "union"}
+    response = server.client.get(
+        f"/jobs/{job_id}/export", params={"format": "coco", "query": "cup, sky, -grass", **screen}
+    )
+    assert response.status_code == 200, response.text
+    document = response.json()
+    expected = _matches_of_query(server, ids, "cup, sky, -grass", screen)
+    own = server.client.get(f"/jobs/{job_id}/export").json()
+    assert expected, "the low threshold should match something"
+    assert _annotations(document) == expected
+    assert {k: document["info"]["params"][k] for k in screen} == screen
+    assert document["info"]["query"] == "cup, sky, -grass"
+    assert _annotations(own) == _matches_of_query(server, ids, "cat, cup", {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -98,6 +99,17 @@ def test_describe_context_gives_counts_and_scores() -> None:
     assert "dog: 1 match" in text and "0.910" in text
     assert "cat: no match; best score 0.437" in text
     assert "threshold 0.50" in text and "profile cpu-fast" in text
+
+
+def test_describe_context_says_why_images_do_not_match() -> None:
+    base = build_context([_result(("dog",), [_match("dog", 0.91)])])
+    excluded = replace(base, images_matched=0, exclusions=("grass",), exclusion_hits={"grass": 1})
+    assert "0 of 1 images match (1 excluded by -grass)" in describe_context(excluded)
+    nothing = build_context([_result(("dog",), [], {"dog": 0.2})])
+    assert "0 of 1 images match (no region reaches the threshold 0.50)" in describe_context(nothing)
+    assert "1 of 1 images match;" in describe_context(base)
+    # the UI in 中文 gets the same account, written by the server in Chinese
+    assert "1 张图片中有 0 张匹配（1 张被排除词 -grass 排除）" in describe_context(excluded, "zh")
 
 
 # -- rules ------------------------------------------------------------------------------

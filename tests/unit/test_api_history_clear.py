@@ -7,11 +7,12 @@ from server_support import API, harness
 
 def test_clear_history_removes_interactions_and_finished_jobs_matching_the_filters(tmp_path):
     with harness(tmp_path) as h:
-        image = h.upload(1)[0]
+        image, other = h.upload(1, 2)
         red_job = h.wait_for(h.create_job([image], "red")["id"])
         blue_job = h.wait_for(h.create_job([image], "blue")["id"])
         h.client.post(f"{API}/query", json={"image_id": image, "query": "red"})
-        h.client.post(f"{API}/query", json={"image_id": image, "query": "green"})
+        # Another image: queries in a row on one image are one entry.
+        h.client.post(f"{API}/query", json={"image_id": other, "query": "green"})
 
         only_red = h.client.delete(f"{API}/history", params={"keyword": "red"})
         left = h.client.get(f"{API}/history").json()["items"]

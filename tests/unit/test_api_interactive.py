@@ -207,3 +207,22 @@ def test_history_lists_jobs_and_interactive_requests_with_filters_and_csv(tmp_pa
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert exported.headers["content-type"].startswith("text/csv")
     assert [(r["kind"], r["query"], r["match_count"]) for r in rows] == [("query", "green", "1")]
+
+
+def test_queries_in_a_row_on_one_image_are_one_history_entry_with_the_last_settings(tmp_path):
+    with harness(tmp_path) as h:
+        first, second = h.upload(1, 2)
+        for threshold in (0.3, 0.4, 0.5, 0.6):  # a slider being dragged
+            h.client.post(f"{API}/query", json={"image_id": first, "query": "red", "threshold": threshold})
+        h.client.post(f"{API}/query", json={"image_id": first, "query": "red, blue", "threshold": 0.6})
+        h.client.post(f"{API}/query", json={"image_id": second, "query": "red"})
+        h.client.post(f"{API}/images/{second}/prompt", json={"points": [[3, 3, 1]]})
+        h.client.post(f"{API}/query", json={"image_id": second, "query": "red", "threshold": 0.2})
+        items = h.client.get(f"{API}/history", params={"kind": "query"}).json()["items"]
+    assert [(e["image_id"], e["query"]) for e in items] == [
+        (second, "red"),
+        (second, "red"),
+        (first, "red, blue"),
+    ]
+    assert items[2]["params"]["threshold"] == 0.6 and items[2]["match_count"] == 2
+    assert items[0]["params"]["threshold"] == 0.2  # the click in between started a new entry

@@ -473,3 +473,73 @@ def test_a_database_that_refuses_a_result_is_retried_then_the_image_is_computed_
         (result,) = h.results(job["id"])
     assert result["status"] == status and (result["error"] or {}).get("code") == error_code
     assert finished["progress"]["done"] + finished["progress"]["failed"] == 1
+
+
+def _query_union(h, ids, query, **params):
+    """Every match `POST /query` answers for `ids`, as comparable tuples."""
+    found = []
+    for image_id in ids:
+        answer = h.client.post(f"{API}/query", json={"image_id": image_id, "query": query, **params}).json()
+        found += [
+            (image_id, m["keyword"], tuple(m["rle"]["size"]), m["rle"]["counts"], round(m["score"], 6))
+            for m in answer["matches"]
+        ]
+    return sorted(found)
+
+
+def _coco_union(document):
+    names = {c["id"]: c["name"] for c in document["categories"]}
+    images = {i["id"]: i["seglens_image_id"] for i in document["images"]}
+    return sorted(
+        (
+            images[a["image_id"]],
+            names[a["category_id"]],
+            tuple(a["segmentation"]["size"]),
+            a["segmentation"]["counts"],
+            a["score"],
+        )
+        for a in document["annotations"]
+    )
+
+
+def test_export_with_the_settings_on_screen_equals_the_query_answers_and_records_them(tmp_path):
+    with harness(tmp_path) as h:
+        ids = h.upload(1, 2)
+        job_id = h.wait_for(h.create_job(ids, "red, blue", threshold=0.5)["id"])["id"]
+        own = h.client.get(f"{API}/jobs/{job_id}/export").json()
+        screen = {"threshold": 0.5, "merge_threshold": 0.3, "mode": "all", "merge_strategy": "union"}
+        shown = h.client.get(
+            f"{API}/jobs/{job_id}/export", params={"format": "coco", "query": "red, yellow", **screen}
+        ).json()
+        expected = _query_union(h, ids, "red, yellow", **screen)
+        table = h.client.get(f"{API}/jobs/{job_id}/export", params={"format": "csv", "query": "green"})
+    assert _coco_union(own) == _query_union(h, ids, "red, blue", threshold=0.5)
+    assert [c["name"] for c in shown["categories"]] == ["red", "yellow"]
+    assert _coco_union(shown) == expected and {k for _, k, *_ in expected} == {"red"}
+    assert shown["info"]["query"] == "red, yellow" and shown["info"]["job_query"] == "red, blue"
+    assert {k: shown["info"]["params"][k] for k in screen} == screen
+    assert own["info"]["params"]["threshold"] == 0.5 and own["info"]["query"] == "red, blue"
+    assert {r["keyword"] for r in csv.DictReader(io.StringIO(table.text))} == {"green"}
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "words"),
+    [
+        ({"threshold": "2"}, "invalid_params", "threshold"),
+        ({"merge_threshold": "-0.1"}, "invalid_params", "merge_threshold"),
+        ({"threshold": "nan"}, "invalid_params", "threshold"),
+        ({"alpha": "1.5"}, "invalid_params", "alpha"),
+        ({"mode": "some"}, "validation_error", "mode"),
+        ({"merge_strategy": "max"}, "validation_error", "merge_strategy"),
+        ({"threshold": "high"}, "validation_error", "threshold"),
+        ({"query": "-red"}, "invalid_query", "keyword"),
+        ({"query": ""}, "validation_error", "query"),
+    ],
+)
+def test_export_refuses_bad_settings_with_422_and_says_which(tmp_path, params, code, words):
+    with harness(tmp_path) as h:
+        job_id = h.wait_for(h.create_job(h.upload(1), "red")["id"])["id"]
+        response = h.client.get(f"{API}/jobs/{job_id}/export", params=params)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and words in error["message"].lower(), error

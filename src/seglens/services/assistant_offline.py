@@ -183,7 +183,7 @@ def describe_context(context: ScreenContext, lang: str = "en") -> str:
         "setup",
         threshold=f"{ctx.threshold:.2f}",
         merge=f"{ctx.merge_threshold:.2f}",
-        mode=ctx.params.mode,
+        mode=say(lang, f"mode_{ctx.params.mode}"),
     )
     if ctx.profile:
         setup += say(lang, "setup_profile", profile=ctx.profile)
@@ -199,6 +199,7 @@ def describe_context(context: ScreenContext, lang: str = "en") -> str:
                 "images_match",
                 matched=ctx.images_matched,
                 done=ctx.images_done,
+                why=_why_unmatched(ctx, lang),
                 regions=f"{ctx.regions_mean:.0f}",
             )
         )
@@ -212,6 +213,21 @@ def describe_context(context: ScreenContext, lang: str = "en") -> str:
     elif ctx.cache_hit_images:
         lines.append(say(lang, "from_cache"))
     return "\n".join(lines)
+
+
+def _why_unmatched(ctx: ScreenContext, lang: str) -> str:
+    """Why images do not match, in brackets (empty when they all do): the exclusions that
+    hit, the keywords `mode=all` misses, or the threshold nothing reached."""
+    if ctx.images_matched >= ctx.images_done:
+        return ""
+    reasons = [say(lang, "why_excluded", n=n, word=word) for word, n in ctx.exclusion_hits.items()]
+    if ctx.params.mode == "all":
+        absent = [s.keyword for s in ctx.keyword_stats if s.images_matched < ctx.images_done]
+        if absent:
+            reasons.append(say(lang, "why_all", keywords=", ".join(absent)))
+    if not reasons:
+        reasons.append(say(lang, "why_threshold", threshold=f"{ctx.threshold:.2f}"))
+    return say(lang, "why_open") + say(lang, "why_sep").join(reasons) + say(lang, "why_close")
 
 
 def best_where(stats: KeywordStats, ctx: ScreenContext, lang: str) -> str:

@@ -48,11 +48,14 @@ class HistoryService:
         image_count: int = 0,
         match_count: int = 0,
         duration_ms: float = 0.0,
+        coalesce_within_s: float | None = None,
     ) -> None:
-        """Log an interactive request. A failure to write is logged, never raised: the
-        request it describes has already succeeded."""
+        """Log an interactive request. With `coalesce_within_s`, one that follows the newest
+        entry of its kind on the same image within that time replaces it. A failure to
+        write is logged, never raised: the request it describes has already succeeded."""
         try:
             self.repo.add_interaction(
+                coalesce_within_s=coalesce_within_s,
                 kind=kind,
                 query=query,
                 keywords=keywords,

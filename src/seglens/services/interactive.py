@@ -31,7 +31,18 @@ from seglens.services.provider import PipelineProvider
 from seglens.services.scheduler import Scheduler
 from seglens.storage.records import StoredImage
 
-__all__ = ["InteractiveService", "Overlay", "PromptOutcome", "QueryOutcome", "check_points_per_side"]
+# Queries on one image in a row, each within this many seconds of the last (a slider being
+# moved, keywords being tuned), are one history entry with the final settings.
+QUERY_COALESCE_S = 120.0
+
+__all__ = [
+    "QUERY_COALESCE_S",
+    "InteractiveService",
+    "Overlay",
+    "PromptOutcome",
+    "QueryOutcome",
+    "check_points_per_side",
+]
 
 
 def check_points_per_side(points_per_side: int | None, limit: int) -> None:
@@ -155,6 +166,7 @@ class InteractiveService:
                 image_count=1,
                 match_count=len(result.matches),
                 duration_ms=timings["total"],
+                coalesce_within_s=QUERY_COALESCE_S,
             )
         return QueryOutcome(
             image=image,

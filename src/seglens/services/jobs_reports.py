@@ -4,6 +4,10 @@ Statistics are computed from the stored per-image timings on demand, so they are
 consistent with the results. Exports: COCO instance JSON with provenance (query, params,
 model ids, profile, version), a CSV with one row per match, a zip of mask PNGs, a zip of
 overlays.
+
+An export shows what a screen shows: it takes an `ExportView` (the query and query-time
+settings on screen, by default the job's own) and, when that differs from the job's, matches
+every done image again from the cached regions, exactly as ``POST /query`` does.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import os
 import re
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +30,8 @@ from seglens import __version__
 from seglens.core.exports import CSV_COLUMNS, ImageRecord, coco_document, csv_text, match_rows
 from seglens.core.query import parse_query
 from seglens.core.render import render_mask_png
+from seglens.core.types import QueryParams
+from seglens.services.errors import InvalidInput
 from seglens.services.images import ImageService
 from seglens.services.jobs import JobService
 from seglens.services.jobs_types import JobParams, item_image_record
@@ -32,7 +39,7 @@ from seglens.services.pipeline import TINY_BANNER
 from seglens.services.provider import PipelineProvider
 from seglens.storage.records import JobItemRecord, JobRecord
 
-__all__ = ["Export", "ExportFormat", "JobReports", "JobStats", "StageStats"]
+__all__ = ["Export", "ExportFormat", "ExportView", "JobReports", "JobStats", "StageStats", "export_view"]
 
 ExportFormat = Literal["coco", "csv", "masks", "overlays"]
 _SLOWEST = 5
@@ -89,6 +96,42 @@ class Export:
     content: bytes | None = None
     path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportView:
+    """What an export shows: the `query` text, the query-time `params` and the overlays'
+    `alpha` (opacity in [0, 1])."""
+
+    query: str
+    params: QueryParams
+    alpha: float
+
+
+def export_view(
+    job: JobRecord, query: str | None = None, overrides: Mapping[str, object] | None = None
+) -> ExportView:
+    """The job's own view with `query` and `overrides` (``threshold``, ``merge_threshold``,
+    ``mode``, ``merge_strategy``, ``alpha``; None means the job's) put in. Raises
+    `InvalidInput` (``invalid_query``, ``invalid_params``) for values a query would refuse."""
+    base = JobParams.from_dict(job.params)
+    given: dict[str, Any] = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = set(given) - {*QueryParams.__dataclass_fields__, "alpha"}
+    if unknown:
+        raise InvalidInput("invalid_params", f"unknown export settings: {', '.join(sorted(unknown))}")
+    alpha = float(given.pop("alpha", base.alpha))
+    if not 0.0 <= alpha <= 1.0:
+        raise InvalidInput("invalid_params", f"alpha must be in [0, 1], got {alpha}")
+    try:
+        params = replace(base.query_params(), **given)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput("invalid_params", str(error)) from None
+    text = job.query if query is None else query
+    try:
+        parse_query(text)
+    except ValueError as error:
+        raise InvalidInput("invalid_query", str(error)) from None
+    return ExportView(text, params, alpha)
 
 
 def _stage_stats(values: list[float]) -> StageStats:
@@ -178,17 +221,35 @@ class JobReports:
         )
 
     # -- exports ---------------------------------------------------------------------------
-    def _records(self, job: JobRecord) -> list[tuple[JobItemRecord, ImageRecord]]:
+    def _records(self, job: JobRecord, view: ExportView) -> list[tuple[JobItemRecord, ImageRecord]]:
+        """Every image of the job as a record; done images carry the matches of `view`
+        (the stored ones when `view` is the job's own, else matched again from the cache)."""
         items = list(self.jobs.iter_items(job.id))
         names = self.images.find_many([i.image_id for i in items])
-        return [(item, item_image_record(item, job, names.get(item.image_id))) for item in items]
+        pairs = [(item, item_image_record(item, job, names.get(item.image_id))) for item in items]
+        job_params = JobParams.from_dict(job.params)
+        if view.query == job.query and view.params == job_params.query_params():
+            return pairs
+        pipeline = self.provider.get(self.models_wait_s)
+        parsed = parse_query(view.query)
+        generation = job_params.generation(pipeline.generation)
+        for item, record in pairs:
+            if record.result is None:
+                continue
+            segmentation = pipeline.segment(self.images.load(item.image_id), generation)
+            record.result = pipeline.match(segmentation, parsed, view.params)
+        return pairs
 
-    def _provenance(self, job: JobRecord) -> dict[str, Any]:
+    def _provenance(self, job: JobRecord, view: ExportView) -> dict[str, Any]:
+        """`query` and `params` are what the export shows; `job_query` and `job_params`
+        what the job ran with."""
         info: dict[str, Any] = {
             "seglens_version": __version__,
             "job_id": job.id,
-            "query": job.query,
-            "params": job.params,
+            "query": view.query,
+            "params": {**job.params, **asdict(view.params), "alpha": view.alpha},
+            "job_query": job.query,
+            "job_params": job.params,
             "profile": job.profile,
             "models": job.models,
             "meaningless": job.meaningless,
@@ -200,13 +261,25 @@ class JobReports:
             info["warning"] = TINY_BANNER
         return info
 
-    def export(self, job_id: str, fmt: ExportFormat) -> Export:
+    def export(
+        self,
+        job_id: str,
+        fmt: ExportFormat,
+        *,
+        query: str | None = None,
+        overrides: Mapping[str, object] | None = None,
+    ) -> Export:
+        """The job's results in `fmt` as `export_view(job, query, overrides)` shows them
+        (default: the job's own query and settings). Raises `InvalidInput` for bad
+        settings and `ModelsUnavailable` when another view needs the models and they are
+        not loaded."""
         job = self.jobs.get(job_id)
-        pairs = self._records(job)
+        view = export_view(job, query, overrides)
+        pairs = self._records(job, view)
         stem = f"seglens-job-{job.id[:12]}"
         if fmt == "coco":
-            keywords = parse_query(job.query).keywords
-            document = coco_document([r for _, r in pairs], keywords, self._provenance(job))
+            keywords = parse_query(view.query).keywords
+            document = coco_document([r for _, r in pairs], keywords, self._provenance(job, view))
             done = [item for item, record in pairs if record.info is not None and record.result is not None]
             for entry, item in zip(document["images"], done, strict=True):
                 entry["seglens_image_id"] = item.image_id
@@ -218,19 +291,23 @@ class JobReports:
                     rows.append({"image_id": item.image_id, **row})
             text = csv_text(rows, ("image_id", *CSV_COLUMNS))
             return Export("text/csv; charset=utf-8", f"{stem}.csv", content=text.encode())
-        return self._zip(job, pairs, fmt, stem)
+        return self._zip(job, view, pairs, fmt, stem)
 
     def _zip(
-        self, job: JobRecord, pairs: list[tuple[JobItemRecord, ImageRecord]], fmt: ExportFormat, stem: str
+        self,
+        job: JobRecord,
+        view: ExportView,
+        pairs: list[tuple[JobItemRecord, ImageRecord]],
+        fmt: ExportFormat,
+        stem: str,
     ) -> Export:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=self.tmp_dir)
         path = Path(name)
-        params = JobParams.from_dict(job.params)
         try:
             pipeline = self.provider.get(self.models_wait_s) if fmt == "overlays" else None
             with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
-                archive.writestr("provenance.json", json.dumps(self._provenance(job), indent=2))
+                archive.writestr("provenance.json", json.dumps(self._provenance(job, view), indent=2))
                 index = ["file,image_id,keyword,score,cosine,area"]
                 for item, record in pairs:
                     if record.result is None:
@@ -246,10 +323,9 @@ class JobReports:
                                 f"{name},{item.image_id},{json.dumps(match.keyword)},"
                                 f"{match.score:.6f},{match.cosine:.6f},{match.area}"
                             )
-                    else:
-                        assert pipeline is not None
+                    elif pipeline is not None:
                         loaded = self.images.load(item.image_id)
-                        overlay = pipeline.render(loaded, record.result, alpha=params.alpha)
+                        overlay = pipeline.render(loaded, record.result, alpha=view.alpha)
                         buffer = io.BytesIO()
                         overlay.save(buffer, "PNG")
                         archive.writestr(f"overlays/{base}.png", buffer.getvalue())

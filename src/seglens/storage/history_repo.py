@@ -45,21 +45,37 @@ class HistoryRepository:
         image_count: int = 0,
         match_count: int = 0,
         duration_ms: float = 0.0,
+        coalesce_within_s: float | None = None,
     ) -> None:
+        """Add one entry. With `coalesce_within_s`, an entry that follows the newest one
+        of the same kind on the same image within that many seconds, with no other request
+        in between, replaces it instead (a slider dragged over one image is one entry with
+        its final settings, not one per position)."""
+        now = utcnow()
+        values = {
+            "created_at": now,
+            "query": query,
+            "keywords": keywords_key(keywords),
+            "params": params or {},
+            "match_count": match_count,
+            "image_count": image_count,
+            "duration_ms": duration_ms,
+        }
         with self.db.write() as session:
-            session.add(
-                InteractionRow(
-                    kind=kind,
-                    created_at=utcnow(),
-                    image_id=image_id,
-                    query=query,
-                    keywords=keywords_key(keywords),
-                    params=params or {},
-                    match_count=match_count,
-                    image_count=image_count,
-                    duration_ms=duration_ms,
-                )
-            )
+            if coalesce_within_s is not None and image_id is not None:
+                last = session.scalars(
+                    select(InteractionRow).order_by(InteractionRow.id.desc()).limit(1)
+                ).first()
+                if (
+                    last is not None
+                    and last.kind == kind
+                    and last.image_id == image_id
+                    and (now - last.created_at).total_seconds() <= coalesce_within_s
+                ):
+                    for name, value in values.items():
+                        setattr(last, name, value)
+                    return
+            session.add(InteractionRow(kind=kind, image_id=image_id, **values))
 
     def page(self, filters: HistoryFilter, *, limit: int, offset: int) -> tuple[list[HistoryEntry], int]:
         """Newest first."""

@@ -22,9 +22,10 @@ from seglens.ui.camera import CAPTURE_JS, STREAM_EVERY_S, CameraHandlers
 from seglens.ui.client import ApiClient, ApiError
 from seglens.ui.context import UiContext
 from seglens.ui.guard import protect_ui
-from seglens.ui.i18n import LANGUAGES, Translator, pick_language, t
+from seglens.ui.i18n import EN, LANGUAGES, Translator, pick_language, t
 from seglens.ui.jobs import JobHandlers
-from seglens.ui.logs import LogHandlers
+from seglens.ui.logs import LogHandlers, translate_charts
+from seglens.ui.persist import SessionKeeper, browser_state, parse_snapshot
 from seglens.ui.results import Renderer, compose_query
 from seglens.ui.segmentation import SegmentationLayout
 from seglens.ui.state import Session
@@ -44,6 +45,10 @@ CSS = """
 #sl-header h1 {margin: 0; font-size: 1.5rem;}
 .sl-tiny {background: #b91c1c; color: #fff; padding: 6px 12px; border-radius: 6px; font-weight: 600;}
 .sl-notice {padding: 6px 12px; border-radius: 6px; margin: 2px 0;}
+/* Notices time out (the next action or health check replaces them sooner). */
+.sl-notice.sl-info {animation: sl-fade .4s ease-in 10s forwards;}
+.sl-notice.sl-error {animation: sl-fade .4s ease-in 45s forwards;}
+@keyframes sl-fade {to {opacity: 0; height: 0; padding: 0; margin: 0; border-width: 0; overflow: hidden;}}
 .sl-error {background: #fef2f2; color: #991b1b; border: 1px solid #fecaca;}
 .sl-info {background: #eff6ff; color: #1e3a8a; border: 1px solid #bfdbfe;}
 .sl-bar {height: 14px; background: #e5e7eb; border-radius: 7px; overflow: hidden;}
@@ -91,6 +96,8 @@ class _Parts:
     jobs: JobHandlers
     logs: LogHandlers
     camera: CameraHandlers
+    keeper: SessionKeeper
+    saved: Any  # the gr.BrowserState the session is kept in (ui/persist.py)
 
 
 def build_ui(
@@ -111,6 +118,7 @@ def build_ui(
     with gr.Blocks(title="SegLens", fill_width=True) as demo:
         ctx.uploads = UploadedFiles.of(demo)
         session = gr.State(Session())
+        saved = browser_state(api_url)
         language, tiny, status, notice = _build_header(tr)
         with gr.Tabs(elem_id="nav"):
             nav_seg = tr.label(gr.Tab(t("en", "nav_seg"), id="seg", elem_id="nav-seg"), "nav_seg")
@@ -143,7 +151,10 @@ def build_ui(
             jobs=jobs,
             logs=LogHandlers(ctx, ui, jobs, notice),
             camera=CameraHandlers(ctx, ui, jobs, renderer, notice),
+            keeper=SessionKeeper(ctx, ui, jobs, notice),
+            saved=saved,
         )
+        translate_charts(tr, ui)
         _wire_header(parts, demo, nav_assistant)
         _wire_batch(parts)
         _wire_camera(parts)
@@ -176,51 +187,77 @@ def _build_header(tr: Translator) -> tuple[Any, Any, Any, Any]:
     return language, tiny, status, notice
 
 
-def _wire_header(p: _Parts, demo: gr.Blocks, nav_assistant: Any) -> None:
-    """Language and back end health."""
-    ui, client, ctx, tiny, status, language = p.ui, p.client, p.ctx, p.tiny, p.status, p.language
+def _health_check(p: _Parts) -> Any:
+    """`check_health(session, with_notice=False)`: the header line and banner; with
+    `with_notice`, the notice agrees with them (a back end that went away says so, one that
+    came back clears that notice)."""
+    ui, client, ctx, tiny, status, notice = p.ui, p.client, p.ctx, p.tiny, p.status, p.notice
 
-    def check_health(session: Session) -> dict[Any, Any]:
+    def check_health(session: Session, with_notice: bool = False) -> dict[Any, Any]:
+        lang = session.lang
         try:
             health = client.health()
         except ApiError as error:
-            return {status: "", tiny: warning_html(ctx.describe(error, session))}
+            text = ctx.describe(error, session)
+            out: dict[Any, Any] = {
+                status: t(lang, "backend_status_down", url=client.base_url),
+                tiny: warning_html(text),
+            }
+            return {**out, notice: notice_html(text)} if with_notice else out
         if "profile" not in health:
             # /health answers everyone, with only status and version without the token.
-            return {status: "", tiny: warning_html(t(session.lang, "needs_token", url=client.base_url))}
+            return {status: "", tiny: warning_html(t(lang, "needs_token", url=client.base_url))}
         session.meaningless = bool(health.get("meaningless"))
         session.warning = health.get("warning")
         session.profile = health.get("profile")
         profile = health.get("profile")
+        state = str(health.get("status"))
         line = t(
-            session.lang,
+            lang,
             "backend_ok",
-            profile=health.get("profile"),
+            profile=profile,
             device=" ".join(str(health.get(k)) for k in ("device", "backend") if health.get(k)),
-            status=health.get("status"),
+            status=t(lang, f"health_{state}") if f"health_{state}" in EN else state,
         )
-        loading = loading_line(session.lang, health)
-        return {
-            status: f"{line}{loading} · `{client.base_url}`",
-            tiny: warning_html(health.get("warning")),
+        out = {
+            status: f"{line}{loading_line(lang, health)} · `{client.base_url}`",
+            tiny: warning_html(t(lang, "tiny_banner") if session.meaningless else health.get("warning")),
             ui.profile: gr.update(choices=[profile], value=profile) if profile else gr.skip(),
         }
+        if with_notice and session.backend_down:
+            out[notice] = notice_html("")
+        session.backend_down = False
+        return out
 
-    def on_load(session: Session, request: gr.Request) -> dict[Any, Any]:
-        lang = pick_language(
-            request.query_params.get("lang") if request else None,
-            request.headers.get("accept-language") if request else None,
-        )
+    return check_health
+
+
+def _wire_header(p: _Parts, demo: gr.Blocks, nav_assistant: Any) -> None:
+    """Language, back end health, and the session kept in the browser (ui/persist.py)."""
+    ui, status, tiny, language, keeper = p.ui, p.status, p.tiny, p.language, p.keeper
+    header_line = _health_check(p)
+
+    def check_health(session: Session) -> dict[Any, Any]:
+        """The timer's refresh: header, banner and the notice agreeing with them."""
+        return header_line(session, with_notice=True)
+
+    def on_load(session: Session, stored: Any, request: gr.Request) -> dict[Any, Any]:
+        """The saved session comes back; ``?lang=`` beats the saved language, which
+        beats the browser's."""
+        snap = parse_snapshot(stored)
+        asked = request.query_params.get("lang") if request else None
+        lang = snap.lang if snap.lang and not asked else None
+        lang = lang or pick_language(asked, request.headers.get("accept-language") if request else None)
         session.lang = lang
-        out = check_health(session)
+        out = header_line(session)
         if lang != "en":
             out[language] = lang
-        return out
+        return {**out, **keeper.restore(session, snap)}
 
     def set_language(session: Session, lang: str) -> dict[Any, Any]:
         session.lang = lang if lang in LANGUAGES else "en"
         out: dict[Any, Any] = p.tr.updates(session.lang)
-        extra: dict[Any, Any] = {**check_health(session), **p.jobs.batch_outputs(session)}
+        extra: dict[Any, Any] = {**header_line(session), **p.jobs.batch_outputs(session)}
         extra[ui.progress] = _progress(session)
         if session.results:
             extra[ui.results] = p.renderer.gallery(session)
@@ -231,10 +268,15 @@ def _wire_header(p: _Parts, demo: gr.Blocks, nav_assistant: Any) -> None:
     assistant, session = p.assistant, p.session
     header_outputs = [status, tiny, language, ui.profile]
     conversations = [assistant.status, assistant.panel_status, assistant.conversations]
-    demo.load(on_load, [session], header_outputs).then(assistant.refresh, [session], conversations)
+    demo.load(on_load, [session, p.saved], [*header_outputs, *keeper.restore_outputs]).then(
+        assistant.refresh, [session], conversations
+    ).then(**_follow_args(p))
     nav_assistant.select(assistant.refresh, [session], conversations)
     gr.Timer(3.0).tick(  # the status line follows model downloads
-        check_health, [session], [status, tiny, ui.profile], show_progress="hidden"
+        check_health,
+        [session],
+        [status, tiny, ui.profile, p.notice],
+        show_progress="hidden",
     )
     language_outputs = [
         *p.tr.components,
@@ -251,6 +293,36 @@ def _wire_header(p: _Parts, demo: gr.Blocks, nav_assistant: Any) -> None:
         *assistant.relabel_outputs,
     ]
     language.change(set_language, [session, language], language_outputs, show_progress="hidden")
+    # What the browser keeps: saved at every change that matters.
+    gr.on(
+        [
+            *(c.change for c in (*_remembered(p)[2:], language)),
+            ui.batch.change,
+            ui.progress.change,
+            ui.regions.change,
+        ],
+        keeper.remember,
+        _remembered(p),
+        [p.saved],
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
+
+
+def _remembered(p: _Parts) -> list[Any]:
+    """The inputs of `SessionKeeper.remember`, in its order."""
+    ui = p.ui
+    return [
+        p.session,
+        p.language,
+        ui.keywords,
+        ui.exclude,
+        ui.mode,
+        ui.threshold,
+        ui.merge,
+        ui.alpha,
+        ui.points_per_side,
+    ]
 
 
 def _wire_batch(p: _Parts) -> None:
@@ -306,7 +378,26 @@ def _wire_job(p: _Parts) -> None:
     ui.start.click(fn=None, js=SHOW_RESULTS_JS)
     ui.stop.click(jobs.stop, [session], outputs, concurrency_limit=None)
     ui.resume.click(jobs.resume, [session], outputs, concurrency_limit=None).then(**_follow_args(p))
-    ui.export.click(jobs.export, [session, ui.export_format], [ui.export_file, p.notice])
+    ui.export.click(jobs.export, jobs.export_inputs(), [ui.export_file, p.notice])
+    # The download panel says what it would export; a link made for other settings goes.
+    gr.on(
+        [
+            ui.keywords.change,
+            ui.exclude.change,
+            ui.mode.change,
+            ui.threshold.change,
+            ui.merge.change,
+            ui.alpha.change,
+            ui.merge_strategy.change,
+            ui.export_format.change,
+            ui.progress.change,
+        ],
+        jobs.export_summary,
+        jobs.export_inputs(),
+        [ui.export_settings, ui.export_file],
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
 
 
 def _wire_results(p: _Parts) -> None:
@@ -336,7 +427,7 @@ def _wire_results(p: _Parts) -> None:
         p.logs.details,
         [session],
         [ui.details_title, ui.log_table, ui.scores_chart, ui.timings_chart, notice],
-    )
+    ).then(p.keeper.remember, _remembered(p), [p.saved])
     ui.view.click(renderer.click_view, [session, ui.point_mode], [ui.view, ui.regions, notice])
     ui.clear_points.click(renderer.clear_points, [session], [ui.view, ui.regions])
 
@@ -487,8 +578,10 @@ def redirect_home(app: FastAPI, path: str = UI_PATH) -> None:
 
     app.router.routes[:] = [r for r in app.router.routes if not (isinstance(r, Route) and r.path == "/")]
 
-    async def home(_request: Request) -> RedirectResponse:
-        return RedirectResponse(path)
+    async def home(request: Request) -> RedirectResponse:
+        # Keep the query (``/?lang=zh`` opens the UI in Chinese).
+        query = request.url.query
+        return RedirectResponse(f"{path}?{query}" if query else path)
 
     # Routes match in order: put the redirect before the mounts, which catch everything.
     app.router.routes.insert(0, Route("/", home, include_in_schema=False))

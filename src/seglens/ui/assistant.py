@@ -306,7 +306,8 @@ class AssistantUI:
             return {self.notice: notice_html(text)}
         suggestions = list(advice.get("suggestions", []))
         self._store(session, w, suggestions)
-        history = [*(history or []), {"role": "assistant", "content": advice.get("summary") or "—"}]
+        summary = str(advice.get("summary") or "")  # in session.lang, written by the server
+        history = [*(history or []), {"role": "assistant", "content": summary or "—"}]
         return {
             w.chatbot: history,
             **self._suggestion_outputs(session, w, suggestions),
@@ -333,7 +334,7 @@ class AssistantUI:
         if s.get("keywords"):
             out[self.seg.keywords] = ", ".join(str(k) for k in s["keywords"])
             out[self.seg.exclude] = ""
-        text = t(session.lang, "applied", what=describe_suggestion(s))
+        text = t(session.lang, "applied", what=describe_suggestion(s, session.lang))
         gr.Info(text)
         out[self.notice] = notice_html(text, "info")
         return out

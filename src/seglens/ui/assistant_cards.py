@@ -3,6 +3,7 @@ advice-only cards labelled as such, images named by file name. Pure HTML/text he
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from seglens.ui.state import Session
@@ -44,16 +45,14 @@ def suggestion_cards(suggestions: list[dict[str, Any]], lang: str, prefix: str) 
     """The numbered cards (`suggestion_html`), each advice-only card marked
     ``data-applicable="false"`` and labelled as advice."""
     html = suggestion_html(suggestions, lang, prefix)
+    label = f'<i class="sl-advice-only">{say(lang, "advice_only")}</i><br>'
     for i, s in enumerate(suggestions[:MAX_SUGGESTIONS], start=1):
-        card = f'<div class="sl-suggestion" data-index="{i}">'
+        card = re.compile(rf'(<div class="sl-suggestion" data-index="{i}")([^>]*>)')
         if applicable(s):
-            html = html.replace(
-                card, f'<div class="sl-suggestion" data-index="{i}" data-applicable="true">', 1
-            )
+            html = card.sub(r'\1 data-applicable="true"\2', html, count=1)
         else:
-            label = f'<i class="sl-advice-only">{say(lang, "advice_only")}</i><br>'
-            html = html.replace(
-                card, f'<div class="sl-suggestion" data-index="{i}" data-applicable="false">{label}', 1
+            html = card.sub(
+                lambda m: f'{m.group(1)} data-applicable="false"{m.group(2)}{label}', html, count=1
             )
     return html
 

@@ -149,7 +149,8 @@ class CameraHandlers:
         text = t(session.lang, "fps", fps=fps, dropped=dropped)
         return {
             self.ui.live_view: overlay,
-            self.ui.fps: f"{text} · {elapsed_ms:.0f} ms/frame · {len(result['matches'])} matches",
+            self.ui.fps: f"{text} · "
+            + t(session.lang, "fps_detail", ms=elapsed_ms, n=len(result["matches"])),
         }
 
     def toggle_live(self, live: bool, session: Session) -> dict[Any, Any]:

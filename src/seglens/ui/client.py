@@ -273,9 +273,14 @@ class ApiClient:
     def stats(self, job_id: str) -> Json:
         return self._json("GET", f"/jobs/{_seg(job_id)}/stats")
 
-    def export(self, job_id: str, fmt: str) -> tuple[str, bytes]:
-        """(file name, bytes) of ``coco``, ``csv``, ``masks`` or ``overlays``."""
-        response = self._send("GET", f"/jobs/{_seg(job_id)}/export", params={"format": fmt})
+    def export(
+        self, job_id: str, fmt: str, *, query: str | None = None, **settings: Any
+    ) -> tuple[str, bytes]:
+        """(file name, bytes) of ``coco``, ``csv``, ``masks`` or ``overlays`` for `query`
+        and `settings` (``threshold``, ``merge_threshold``, ``mode``, ``merge_strategy``,
+        ``alpha``); None means the job's own."""
+        params = _drop_none({"format": fmt, "query": query or None, **settings})
+        response = self._send("GET", f"/jobs/{_seg(job_id)}/export", params=params)
         return _filename(response, f"seglens-{job_id[:8]}-{fmt}"), response.content
 
     # -- interactive ---------------------------------------------------------------------

@@ -80,6 +80,7 @@ class UiContext:
         """A sentence for the user, in the session's language."""
         lang = session.lang
         if error.code in ("backend_unavailable", "backend_timeout"):
+            session.backend_down = True  # the health check clears the notice when it is back
             return t(lang, "backend_down", url=self.client.base_url)
         if error.code == "queue_full":
             seconds = round(error.retry_after_s) if error.retry_after_s else 30

@@ -12,7 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LANGUAGES", "TEXT", "Translator", "pick_language", "t"]
+from seglens.ui.i18n_extra import EXTRA_EN, EXTRA_ZH, STAGES_ZH
+
+__all__ = ["LANGUAGES", "TEXT", "Translator", "pick_language", "stage_name", "t"]
 
 LANGUAGES = {"en": "English", "zh": "中文"}
 
@@ -102,6 +104,11 @@ EN: dict[str, str] = {
     "fmt_csv": "CSV",
     "export": "Prepare download",
     "export_file": "Download",
+    "export_file_named": "Download: {name}",
+    "export_uses": (
+        "Downloads use what is on screen: «{query}» · matching threshold {threshold:.2f} · "
+        "merging {merge:.2f} · {mode} · transparency {alpha:.2f}"
+    ),
     "caption_matches": "{n} matches",
     "caption_failed": "failed: {reason}",
     "caption_skipped": "skipped",
@@ -164,6 +171,7 @@ EN: dict[str, str] = {
     # notices
     "backend_down": "The back end at {url} cannot be reached. Your images and settings are kept; try again once it is up.",
     "backend_ok": "Back end: {profile} on {device} · {status}",
+    "backend_status_down": "Back end: cannot be reached at {url}",
     "backend_loading": "The models are still loading; requests wait for them.",
     "backend_load_error": "the models could not be loaded: {error}",
     "model_checking": "checking {name} on the hub",
@@ -183,6 +191,7 @@ EN: dict[str, str] = {
     "no_job": "There is no job to stop or resume.",
     "nothing_selected": "Select an image in the batch first.",
     "select_result": "Select a result first.",
+    "images_gone": "{n} image(s) of your last session are no longer on the server.",
     # assistant
     "assistant": "Assistant",
     "assistant_status_on": "LLM on: {model} at {base_url}",
@@ -274,7 +283,8 @@ ZH: dict[str, str] = {
     "stop": "停止",
     "resume": "继续",
     "progress_idle": "还没有任务：上传图像、输入关键词，然后点击开始。",
-    "progress": "{status}：已完成 {done}/{total} · 失败 {failed} · 跳过 {skipped}",
+    # The status is a word of its own ("已完成"): the numbers must not repeat it.
+    "progress": "{status} · 进度 {done}/{total} · 失败 {failed} · 跳过 {skipped}",
     "status_queued": "排队中",
     "status_running": "运行中",
     "status_completed": "已完成",
@@ -306,6 +316,8 @@ ZH: dict[str, str] = {
     "fmt_csv": "CSV",
     "export": "准备下载",
     "export_file": "下载",
+    "export_file_named": "下载：{name}",
+    "export_uses": "下载内容与屏幕一致：«{query}» · 匹配阈值 {threshold:.2f} · 合并阈值 {merge:.2f} · {mode} · 透明度 {alpha:.2f}",
     "caption_matches": "{n} 个匹配",
     "caption_failed": "失败：{reason}",
     "caption_skipped": "已跳过",
@@ -337,7 +349,7 @@ ZH: dict[str, str] = {
     "col_image": "图像",
     "col_total_ms": "总毫秒",
     "stats_line": (
-        "**{status}** · 完成 {done}/{total} · 失败 {failed} · 跳过 {skipped} · "
+        "**{status}** · 进度 {done}/{total} · 失败 {failed} · 跳过 {skipped} · "
         "{ipm} 张/分钟 · 计算 {busy:.1f} 秒 · 重试 {retried}"
     ),
     "stats_errors": "错误：{errors}",
@@ -364,6 +376,7 @@ ZH: dict[str, str] = {
     "reopened": "已重新打开任务 {job}。",
     "backend_down": "无法连接后端 {url}。图像和设置都已保留；后端恢复后再试。",
     "backend_ok": "后端：{profile}，设备 {device} · {status}",
+    "backend_status_down": "后端：无法连接 {url}",
     "backend_loading": "模型仍在加载；请求会等待加载完成。",
     "backend_load_error": "模型无法加载：{error}",
     "model_checking": "正在向模型库查询 {name}",
@@ -383,6 +396,7 @@ ZH: dict[str, str] = {
     "no_job": "没有可以停止或继续的任务。",
     "nothing_selected": "请先在批次中选择一张图像。",
     "select_result": "请先选择一个结果。",
+    "images_gone": "上次会话中有 {n} 张图像已不在服务器上。",
     "assistant": "助手",
     "assistant_status_on": "大模型已开启：{model}（{base_url}）",
     "assistant_status_off": "大模型未开启（{reason}）：由离线顾问根据屏幕上的数字回答。",
@@ -423,7 +437,15 @@ ZH: dict[str, str] = {
     "strategy_union": "融合",
 }
 
+EN.update(EXTRA_EN)
+ZH.update(EXTRA_ZH)
 TEXT: dict[str, dict[str, str]] = {"en": EN, "zh": ZH}
+
+
+def stage_name(lang: str, name: str) -> str:
+    """A pipeline stage or cache name (``mask_decoder``, ``region_embeddings``) as shown:
+    the identifier in English, a word in Chinese."""
+    return STAGES_ZH.get(name, name) if lang == "zh" else name
 
 
 def t(lang: str, key: str, **fields: Any) -> str:
@@ -477,18 +499,29 @@ class Translator:
     def placeholder(self, component: Any, key: str, placeholder: str) -> Any:
         return self.add(component, lambda lang: {"label": t(lang, key), "placeholder": t(lang, placeholder)})
 
-    def choices(self, component: Any, key: str, options: list[tuple[str, str]]) -> Any:
-        """A radio or dropdown whose option labels are translated; values stay."""
-        return self.add(
-            component,
-            lambda lang: {"label": t(lang, key), "choices": [(t(lang, k), v) for k, v in options]},
-        )
+    def choices(
+        self, component: Any, key: str, options: list[tuple[str, str]], info: str | None = None
+    ) -> Any:
+        """A radio or dropdown whose option labels (and `info` line) are translated; values
+        stay."""
+
+        def build(lang: str) -> dict[str, Any]:
+            update: dict[str, Any] = {"label": t(lang, key), "choices": [(t(lang, k), v) for k, v in options]}
+            if info:
+                update["info"] = t(lang, info)
+            return update
+
+        return self.add(component, build)
 
     @property
     def components(self) -> list[Any]:
-        return [e.component for e in self._entries]
+        return list(dict.fromkeys(e.component for e in self._entries))
 
     def updates(self, lang: str) -> dict[Any, Any]:
+        """One update per component (a component registered twice gets both changes)."""
         import gradio as gr
 
-        return {e.component: gr.update(**e.build(lang)) for e in self._entries}
+        merged: dict[Any, dict[str, Any]] = {}
+        for e in self._entries:
+            merged.setdefault(e.component, {}).update(e.build(lang))
+        return {component: gr.update(**update) for component, update in merged.items()}

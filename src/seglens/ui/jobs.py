@@ -19,7 +19,7 @@ from seglens.ui.controls import PanelControls
 from seglens.ui.i18n import t
 from seglens.ui.results import Renderer, compose_query
 from seglens.ui.segmentation import SegmentationLayout
-from seglens.ui.state import ResultEntry, Session
+from seglens.ui.state import QueryControls, ResultEntry, Session
 from seglens.ui.uploads import NotUploadedError
 from seglens.ui.views import batch_caption, batch_table, notice_html, progress_html
 
@@ -28,6 +28,7 @@ __all__ = ["JobHandlers"]
 ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "cancelled")
 POLL_S = 0.5
+# The results on screen come from `POST /query` without a merge strategy, i.e. its default.
 
 
 class JobHandlers:
@@ -172,6 +173,7 @@ class JobHandlers:
         session.results = {}
         session.shown_results = []
         session.view = None
+        session.pending_view = None
         session.follow = True
 
     def stop(self, session: Session) -> dict[Any, Any]:
@@ -203,7 +205,8 @@ class JobHandlers:
         progress bar and the results gallery at every change."""
         session, panel = self.ui.read(values)
         if not session.follow or not session.job_id:
-            yield {}
+            # Nothing to follow (an empty dict would read as "no outputs" and fail).
+            yield {self.ui.progress: gr.skip()}
             return
         session.follow = False
         job_id = session.job_id
@@ -276,6 +279,7 @@ class JobHandlers:
                 entry.matches = len(item.get("matches", []))
                 if entry.status in ("done", "failed", "skipped"):
                     self.renderer.render_entry(session, entry, controls)
+            out.update(self._open_pending_view(session, controls))
         except ApiError as error:
             out[self.notice] = notice_html(self.ctx.describe(error, session))
             return out
@@ -291,16 +295,82 @@ class JobHandlers:
             out.update(self.renderer.view_outputs(session))
         return out
 
+    def _open_pending_view(self, session: Session, controls: QueryControls | None) -> dict[Any, Any]:
+        """Open the restored session's selected image large once its result is done."""
+        entry = session.results.get(session.pending_view or "")
+        if entry is None or entry.status != "done" or controls is None or session.view is not None:
+            return {}
+        session.pending_view = None
+        self.renderer.render_view(session, entry.image_id, controls)
+        return self.renderer.view_outputs(session)
+
     # -- downloads ---------------------------------------------------------------------------
-    def export(self, session: Session, fmt: str) -> dict[Any, Any]:
+    def export_inputs(self) -> set[Any]:
+        """Event inputs of the download handlers: the control panel and the format."""
+        return {*self.ui.inputs(), self.ui.export_format}
+
+    def _export_controls(self, values: Mapping[Any, Any]) -> tuple[Session, str, QueryControls | None]:
+        session, panel = self.ui.read(values)
+        fmt = values.get(self.ui.export_format)
+        return (
+            session,
+            fmt if fmt in ("coco", "csv", "masks", "overlays") else "coco",
+            self.renderer.controls(session, panel),
+        )
+
+    def export_summary(self, values: Mapping[Any, Any]) -> dict[Any, Any]:
+        """Say which query and settings a download would use; a link prepared for other
+        settings (or another job, or format) goes. A change event that changes nothing (a
+        number box losing focus) keeps it."""
+        session, fmt, controls = self._export_controls(values)
+        key = (session.job_id, fmt, controls.key() if controls else None)
+        if not session.job_id or controls is None:
+            text = ""
+        else:
+            params = controls.params
+            text = t(
+                session.lang,
+                "export_uses",
+                query=controls.query,
+                threshold=params.threshold,
+                merge=params.merge_threshold,
+                mode=t(session.lang, f"mode_{params.mode}"),
+                alpha=controls.alpha,
+            )
+        if key == session.export_key:
+            return {self.ui.export_settings: text}
+        session.export_key = None
+        return {self.ui.export_settings: text, self.ui.export_file: gr.update(value=None, visible=False)}
+
+    def export(self, values: Mapping[Any, Any]) -> dict[Any, Any]:
+        """Download the job's results as the screen shows them: the keywords, sliders and
+        merge strategy on screen."""
+        session, fmt, controls = self._export_controls(values)
         if not session.job_id:
             return self._warn(session, t(session.lang, "no_job"))
+        settings: dict[str, Any] = {}
+        if controls is not None:
+            params = controls.params
+            settings = {
+                "query": controls.query,
+                "threshold": params.threshold,
+                "merge_threshold": params.merge_threshold,
+                "mode": params.mode,
+                "merge_strategy": params.merge_strategy,
+                "alpha": controls.alpha,
+            }
         try:
-            name, data = self.ctx.client.export(session.job_id, fmt or "coco")
+            name, data = self.ctx.client.export(session.job_id, fmt, **settings)
         except ApiError as error:
             return self._warn(session, self.ctx.describe(error, session))
         path = self.ctx.save_download(name, data)
-        return {self.ui.export_file: gr.update(value=path, visible=True), self.notice: notice_html("")}
+        session.export_key = (session.job_id, fmt, controls.key() if controls else None)
+        return {
+            self.ui.export_file: gr.update(
+                value=path, visible=True, label=t(session.lang, "export_file_named", name=name)
+            ),
+            self.notice: notice_html(""),
+        }
 
     def _warn(self, session: Session, text: str) -> dict[Any, Any]:
         gr.Warning(text)

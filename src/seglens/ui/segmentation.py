@@ -267,6 +267,7 @@ class SegmentationLayout(LogTabs):
                 ),
                 "merge_strategy",
                 strategies,
+                info="merge_strategy_info",
             )
             self._build_advanced(profile_choices)
 
@@ -368,6 +369,8 @@ class SegmentationLayout(LogTabs):
             ("fmt_overlays", "overlays"),
             ("fmt_csv", "csv"),
         ]
+        # Which query and settings the downloads use (JobHandlers.export_summary).
+        self.export_settings = gr.Markdown("", elem_id="export-settings")
         with L(gr.Accordion(t(EN, "downloads"), open=True), "downloads"), gr.Row():
             self.export_format = tr.choices(
                 gr.Radio(

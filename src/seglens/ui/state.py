@@ -121,6 +121,13 @@ class Session:
     warning: str | None = None
     profile: str | None = None
     notice: str = ""
+    backend_down: bool = False
+    # (job id, format, controls key) of the download link on screen.
+    export_key: tuple[Any, ...] | None = None
+    # The image to open large once its result arrives (a restored session's selection).
+    pending_view: str | None = None
+    # Saved image ids not fetched back yet (the back end was away when the page loaded).
+    unrestored_images: list[str] = field(default_factory=list)
     conversation_id: str | None = None
     suggestions: list[dict[str, Any]] = field(default_factory=list)
     panel_suggestions: list[dict[str, Any]] = field(default_factory=list)

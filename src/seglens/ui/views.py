@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 from seglens.core.masks import decode_rle
-from seglens.ui.i18n import t
+from seglens.ui.i18n import EN, TEXT, stage_name, t
 from seglens.ui.state import ImageEntry, ResultEntry
 
 __all__ = [
@@ -61,9 +61,7 @@ def batch_caption(entry: ImageEntry) -> str:
 
 
 def batch_table(images: Sequence[ImageEntry], lang: str) -> pd.DataFrame:
-    columns = [t(lang, "col_image"), "W×H", t(lang, "export_format"), "size"]
-    if lang == "zh":
-        columns[3] = "大小"
+    columns = [t(lang, "col_image"), "W×H", t(lang, "export_format"), t(lang, "col_size")]
     rows = [[e.filename, f"{e.width}×{e.height}", e.format, human_bytes(e.bytes)] for e in images]
     return pd.DataFrame(rows, columns=columns)
 
@@ -83,7 +81,9 @@ def progress_html(job: Mapping[str, Any] | None, lang: str) -> str:
     progress = job["progress"]
     total = max(int(progress["total"]), 0)
     finished = int(progress["done"]) + int(progress["failed"]) + int(progress["skipped"])
-    percent = 100.0 * finished / total if total else 0.0
+    # The bar shows work done: images skipped by Stop are not (1 of 4 then Stop is 25 %).
+    processed = int(progress["done"]) + int(progress["failed"])
+    percent = 100.0 * processed / total if total else 0.0
     status = str(job["status"])
     text = t(
         lang,
@@ -132,31 +132,45 @@ def _box(box: Sequence[float]) -> str:
 
 
 def image_log_table(log: Mapping[str, Any], lang: str) -> pd.DataFrame:
-    """The level-1 log as field/value rows."""
+    """The level-1 log as field/value rows, field names and values in `lang`."""
     rows: list[tuple[str, str]] = [
-        ("image", str(log.get("filename") or log["image_id"])),
-        ("status", str(log["status"])),
-        ("size", f"{log.get('width')}×{log.get('height')}"),
-        ("regions", str(log.get("num_regions"))),
-        ("attempts", str(log.get("attempts"))),
+        (t(lang, "log_image"), str(log.get("filename") or log["image_id"])),
+        (t(lang, "log_status"), t(lang, f"item_{log['status']}")),
+        (t(lang, "log_size"), f"{log.get('width')}×{log.get('height')}"),
+        (t(lang, "log_regions"), str(log.get("num_regions"))),
+        (t(lang, "log_attempts"), str(log.get("attempts"))),
     ]
     for keyword, count in sorted(log.get("matches_per_keyword", {}).items()):
-        rows.append((f"matches · {keyword}", str(count)))
+        rows.append((t(lang, "log_matches", keyword=keyword), str(count)))
     for keyword, score in sorted(log.get("best_scores", {}).items()):
-        rows.append((f"best score · {keyword}", f"{float(score):.3f}"))
+        rows.append((t(lang, "log_best", keyword=keyword), f"{float(score):.3f}"))
     for stage, ms in log.get("timings_ms", {}).items():
-        rows.append((f"time · {stage}", f"{float(ms):.1f} ms"))
+        rows.append(
+            (t(lang, "log_time", stage=stage_name(lang, stage)), f"{float(ms):.1f} {t(lang, 'col_ms')}")
+        )
     for cache, hit in log.get("cache_hits", {}).items():
-        rows.append((f"cache · {cache}", "hit" if hit else "miss"))
+        rows.append(
+            (t(lang, "log_cache", cache=stage_name(lang, cache)), t(lang, "log_hit" if hit else "log_miss"))
+        )
     for warning in log.get("warnings", []):
-        rows.append(("warning", str(warning)))
+        rows.append((t(lang, "log_warning"), server_text(str(warning), lang)))
     if log.get("error"):
-        rows.append(("error", f"{log['error']['code']}: {log['error']['message']}"))
+        rows.append((t(lang, "log_error"), f"{log['error']['code']}: {log['error']['message']}"))
     if log.get("started_at"):
-        rows.append(("started", str(log["started_at"])))
+        rows.append((t(lang, "log_started"), str(log["started_at"])))
     if log.get("finished_at"):
-        rows.append(("finished", str(log["finished_at"])))
+        rows.append((t(lang, "log_finished"), str(log["finished_at"])))
     return pd.DataFrame(rows, columns=[t(lang, "col_field"), t(lang, "col_value")])
+
+
+def server_text(text: str, lang: str) -> str:
+    """A sentence the server writes in English, in `lang` when the UI knows it (the tiny
+    profile's warning, "no regions"); other text as it came."""
+    if text.startswith("TINY MODEL"):
+        return t(lang, "tiny_banner")
+    if text == EN["warning_no_regions"]:
+        return t(lang, "warning_no_regions")
+    return text
 
 
 def scores_frame(
@@ -178,8 +192,13 @@ def scores_frame(
     return pd.DataFrame(rows, columns=["region", "score", "keyword"])
 
 
-def timings_frame(timings_ms: Mapping[str, float]) -> pd.DataFrame:
-    rows = [(stage, round(float(ms), 1)) for stage, ms in timings_ms.items() if stage not in _STAGES_HIDDEN]
+def timings_frame(timings_ms: Mapping[str, float], lang: str = "en") -> pd.DataFrame:
+    """One bar per stage in pipeline order (the order the server reports them in)."""
+    rows = [
+        (stage_name(lang, stage), round(float(ms), 1))
+        for stage, ms in timings_ms.items()
+        if stage not in _STAGES_HIDDEN
+    ]
     return pd.DataFrame(rows, columns=["stage", "ms"])
 
 
@@ -203,7 +222,7 @@ def stats_frames(stats: Mapping[str, Any], lang: str) -> dict[str, Any]:
         errors = ", ".join(f"{code} × {n}" for code, n in stats["errors"].items())
         summary += "\n\n" + t(lang, "stats_errors", errors=errors)
     if stats.get("warning"):
-        summary += f"\n\n⚠ {stats['warning']}"
+        summary += f"\n\n⚠ {server_text(str(stats['warning']), lang)}"
     stage_columns = [
         t(lang, "col_stage"),
         t(lang, "col_count"),
@@ -215,7 +234,7 @@ def stats_frames(stats: Mapping[str, Any], lang: str) -> dict[str, Any]:
     stages = pd.DataFrame(
         [
             [
-                name,
+                stage_name(lang, name),
                 s["count"],
                 round(s["mean_ms"], 1),
                 round(s["p50_ms"], 1),
@@ -241,7 +260,7 @@ def stats_frames(stats: Mapping[str, Any], lang: str) -> dict[str, Any]:
     )
     stage_chart = pd.DataFrame(
         [
-            (name, round(s["mean_ms"], 1))
+            (stage_name(lang, name), round(s["mean_ms"], 1))
             for name, s in stats.get("stages", {}).items()
             if name not in _STAGES_HIDDEN
         ],
@@ -285,9 +304,9 @@ def history_table(items: Sequence[Mapping[str, Any]], lang: str) -> pd.DataFrame
     for e in items:
         when = str(e["created_at"]).replace("T", " ")[:19]
         duration = "" if e.get("duration_ms") is None else f"{float(e['duration_ms']):.0f}"
-        rows.append(
-            [when, e["kind"], e["query"], e["status"], e["image_count"], e["match_count"], duration, e["ref"]]
-        )
+        kind = t(lang, f"hist_{e['kind']}") if f"hist_{e['kind']}" in EN else str(e["kind"])
+        status = t(lang, f"status_{e['status']}") if f"status_{e['status']}" in EN else str(e["status"])
+        rows.append([when, kind, e["query"], status, e["image_count"], e["match_count"], duration, e["ref"]])
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -368,19 +387,28 @@ def _erode(mask: np.ndarray) -> np.ndarray:
 MAX_SUGGESTIONS = 3
 
 
-def describe_suggestion(s: dict[str, Any]) -> str:
+def describe_suggestion(s: dict[str, Any], lang: str = "en") -> str:
     parts = []
     if s.get("threshold") is not None:
-        parts.append(f"threshold → {float(s['threshold']):.2f}")
+        parts.append(t(lang, "sug_threshold", value=float(s["threshold"])))
     if s.get("merge_threshold") is not None:
-        parts.append(f"merge → {float(s['merge_threshold']):.2f}")
+        parts.append(t(lang, "sug_merge", value=float(s["merge_threshold"])))
     if s.get("points_per_side") is not None:
-        parts.append(f"points per side → {int(s['points_per_side'])}")
+        parts.append(t(lang, "sug_pps", value=int(s["points_per_side"])))
     if s.get("keywords"):
-        parts.append("keywords → " + ", ".join(str(k) for k in s["keywords"]))
+        parts.append(t(lang, "sug_keywords", value=", ".join(str(k) for k in s["keywords"])))
     if s.get("profile"):
-        parts.append(f"profile: {s['profile']} (advice only)")
+        parts.append(t(lang, "sug_profile", value=s["profile"]))
     return "; ".join(parts) or "—"
+
+
+def suggestion_reason(s: Mapping[str, Any], lang: str) -> str:
+    """The reason in `lang`: the advisor's rules have their own text in Chinese (the server
+    writes English); an LLM's reason is shown as it wrote it."""
+    rule = f"rule_{s.get('rule', '')}"
+    if lang != "en" and s.get("source") == "advisor" and rule in TEXT.get(lang, {}):
+        return t(lang, rule)
+    return str(s.get("reason", ""))
 
 
 def suggestion_html(suggestions: list[dict[str, Any]], lang: str, prefix: str) -> str:
@@ -389,20 +417,27 @@ def suggestion_html(suggestions: list[dict[str, Any]], lang: str, prefix: str) -
         return f'<div id="{prefix}-suggestion-list" data-count="0"><i>{html.escape(t(lang, "suggestion_none"))}</i></div>'
     cards = []
     for i, s in enumerate(suggestions[:MAX_SUGGESTIONS], start=1):
-        source = html.escape(
-            f"{s.get('source', '?')} · {s.get('rule', '')} · {float(s.get('confidence', 0)):.2f}"
-        )
+        source = t(lang, "source_advisor" if s.get("source") == "advisor" else "source_llm")
+        line = html.escape(f"{source} · {float(s.get('confidence', 0)):.2f}")
         cards.append(
-            f'<div class="sl-suggestion" data-index="{i}"><b>#{i} {html.escape(describe_suggestion(s))}</b>'
-            f"<br>{html.escape(str(s.get('reason', '')))}<br><small>{source}</small></div>"
+            f'<div class="sl-suggestion" data-index="{i}" data-rule="{html.escape(str(s.get("rule", "")))}">'
+            f"<b>#{i} {html.escape(describe_suggestion(s, lang))}</b>"
+            f"<br>{html.escape(suggestion_reason(s, lang))}<br><small>{line}</small></div>"
         )
     return f'<div id="{prefix}-suggestion-list" data-count="{len(suggestions)}">{"".join(cards)}</div>'
 
 
-def context_text(context: dict[str, Any] | None) -> str:
+def context_text(context: dict[str, Any] | None, lang: str = "en") -> str:
     if not context:
         return "—"
     if "image_id" in context:
         params = context["params"]
-        return f"image {context['image_id'][:10]}… · {context['query']} · threshold {params['threshold']:.2f} · merge {params['merge_threshold']:.2f}"
-    return f"job {context['job_id'][:10]}…"
+        return t(
+            lang,
+            "ctx_image",
+            image=context["image_id"][:10],
+            query=context["query"],
+            threshold=params["threshold"],
+            merge=params["merge_threshold"],
+        )
+    return t(lang, "ctx_job", job=context["job_id"][:10])
