@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from seglens import __version__
+from seglens._version import __version__
 from seglens.core.types import ALPHA_RANGE, DEFAULT_ALPHA, GenerationParams, QueryParams
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from seglens.core.types import ImageInfo
+from seglens.errors import ImageError
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -27,14 +28,6 @@ __all__ = [
 ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO")
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-
-
-class ImageError(ValueError):
-    """An input that is not a usable image; `code` is a stable machine-readable reason."""
-
-    def __init__(self, message: str, code: str = "invalid_image"):
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)

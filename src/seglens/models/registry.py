@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from seglens.core.types import GenerationParams
+from seglens.errors import InvalidModelSpec, ModelNotAvailableError
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -67,16 +68,6 @@ ModelKind = Literal["proposer", "embedder"]
 _KINDS = ("proposer", "embedder")
 _DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-class ModelNotAvailableError(RuntimeError):
-    """A model cannot be used on this machine now: its weights are missing and cannot be
-    downloaded, or its plugin failed to load. The message names the model, where SegLens
-    looked and the command or setting that fixes it (the CLI exits with code 3)."""
-
-
-class InvalidModelSpec(ValueError):
-    """A `ModelSpec` or `Profile` that breaks the registry's rules (the message says which)."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from seglens.errors import ExecutorUnavailable
 from seglens.services.images import ImageService
 from seglens.services.jobs_worker import FilesSink, RenderSpec
 from seglens.services.provider import PipelineProvider
@@ -23,11 +24,6 @@ from seglens.settings import Settings
 from seglens.storage.jobs_repo import ClaimedItem, JobRepository
 
 __all__ = ["Executor", "ExecutorUnavailable", "build_executor"]
-
-
-class ExecutorUnavailable(RuntimeError):
-    """The executor cannot start (Ray missing or unreachable, workers that cannot load
-    the models); the message says why and what to do."""
 
 
 class Executor(Protocol):
