@@ -43,13 +43,14 @@ from PIL import Image
 from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
 from seglens.core.types import GenerationParams
+from seglens.errors import BatchBusy
 from seglens.models.registry import profile_is_meaningless
 from seglens.services.errors import Conflict
 from seglens.services.executors import Executor, build_executor
 from seglens.services.images import ImageService
 from seglens.services.jobs import JobService
 from seglens.services.jobs_types import JobParams, item_image_record
-from seglens.services.jobs_worker import RenderSpec
+from seglens.services.jobs_worker import RenderedFiles, RenderSpec
 from seglens.services.pipeline import Pipeline
 from seglens.services.provider import PipelineProvider
 from seglens.services.runs import RunSummary, output_stems, run_info, write_outputs
@@ -70,10 +71,6 @@ log = logging.getLogger("seglens.batch")
 STATE_DIR = ".seglens"
 FINISHED = ("completed", "failed", "cancelled")
 _POLL_S = 0.2
-
-
-class BatchBusy(RuntimeError):
-    """Another batch is running in the same output directory."""
 
 
 @dataclass
@@ -252,7 +249,7 @@ class BatchRunner:
             job = existing[0]
             same = (
                 job.query == query
-                and job.params == params.to_dict()
+                and job.params == params
                 and job.profile == self.settings.profile
                 and self._same_images(job, ids)
             )
@@ -279,7 +276,7 @@ class BatchRunner:
                 id="",
                 status="completed",
                 query=query,
-                params=params.to_dict(),
+                params=params,
                 profile=self.settings.profile,
                 models={},
                 meaningless=profile_is_meaningless(self.settings.profile),
@@ -438,12 +435,12 @@ class BatchRunner:
         os.replace(tmp, link)
 
     # -- outputs ------------------------------------------------------------------------
-    def _write_files(self, claimed: ClaimedItem, files: dict[str, Any]) -> None:
+    def _write_files(self, claimed: ClaimedItem, files: RenderedFiles) -> None:
         """The executor's sink: an image's overlay (and cut-outs) under every name it was
         given, before its result is committed."""
         for stem in self._stems.get(claimed.item.image_id, ()):
-            atomic_write(self.out_dir / "overlays" / f"{stem}.png", files["overlay_png"])
-            for name, data in files.get("cutouts") or ():
+            atomic_write(self.out_dir / "overlays" / f"{stem}.png", files.overlay_png)
+            for name, data in files.cutouts:
                 atomic_write(self.out_dir / "cutouts" / stem / name, data)
 
     def _summary(self, inputs: _Inputs, job: JobRecord) -> RunSummary:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from seglens.core.query import parse_query
 from seglens.core.types import GenerationParams
-from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull
+from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull, invalid_input
 from seglens.services.interactive import check_points_per_side
 from seglens.services.jobs_types import JobParams
 from seglens.services.logcontext import bind
@@ -63,10 +63,8 @@ class JobService:
         self._admission = threading.Lock()
 
     def create(self, image_ids: Sequence[str], query: str, params: JobParams) -> JobRecord:
-        try:
+        with invalid_input("invalid_query"):
             parsed = parse_query(query)
-        except ValueError as error:
-            raise InvalidInput("invalid_query", str(error)) from None
         check_points_per_side(params.points_per_side, self.max_points_per_side)
         ids = tuple(dict.fromkeys(image_ids))
         if not ids:
@@ -104,7 +102,7 @@ class JobService:
                         id=uuid.uuid4().hex,
                         query=query,
                         keywords=(*parsed.keywords, *parsed.exclusions),
-                        params=params.to_dict(),
+                        params=params,
                         profile=params.profile or self.profile,
                         meaningless=self._meaningless(),
                         image_ids=ids,

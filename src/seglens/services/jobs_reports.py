@@ -21,13 +21,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from seglens import __version__
+from seglens._version import __version__
 from seglens.core.exports import CSV_COLUMNS, ImageRecord, coco_document, csv_text, match_rows
 from seglens.core.query import parse_query
 from seglens.core.render import render_mask_png
 from seglens.services.images import ImageService
 from seglens.services.jobs import JobService
-from seglens.services.jobs_types import JobParams, item_image_record
+from seglens.services.jobs_types import item_image_record
 from seglens.services.pipeline import TINY_BANNER
 from seglens.services.provider import PipelineProvider
 from seglens.storage.records import JobItemRecord, JobRecord
@@ -188,7 +188,7 @@ class JobReports:
             "seglens_version": __version__,
             "job_id": job.id,
             "query": job.query,
-            "params": job.params,
+            "params": job.params.to_dict(),
             "profile": job.profile,
             "models": job.models,
             "meaningless": job.meaningless,
@@ -226,7 +226,7 @@ class JobReports:
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=self.tmp_dir)
         path = Path(name)
-        params = JobParams.from_dict(job.params)
+        params = job.params
         try:
             pipeline = self.provider.get(self.models_wait_s) if fmt == "overlays" else None
             with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:

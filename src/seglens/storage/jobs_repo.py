@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from seglens.core.types import JobParams
 from seglens.storage.db import Database
 from seglens.storage.records import (
     ACTIVE_JOB_STATES,
@@ -37,7 +38,7 @@ class NewJob:
     id: str
     query: str
     keywords: tuple[str, ...]
-    params: dict[str, Any]
+    params: JobParams
     profile: str | None
     meaningless: bool
     image_ids: tuple[str, ...]
@@ -57,7 +58,7 @@ def _job(row: JobRow) -> JobRecord:
         id=row.id,
         status=row.status,  # type: ignore[arg-type]
         query=row.query,
-        params=dict(row.params),
+        params=JobParams.from_dict(row.params or {}),
         profile=row.profile,
         models=dict(row.models or {}),
         meaningless=row.meaningless,
@@ -123,7 +124,7 @@ class JobRepository:
                 status="queued",
                 query=job.query,
                 keywords=keywords_key(job.keywords),
-                params=job.params,
+                params=job.params.to_dict(),
                 profile=job.profile,
                 models={},
                 meaningless=job.meaningless,

@@ -2,26 +2,37 @@
 wraps this class with ``ray.remote``).
 
 An actor loads the pipeline once, in its constructor, then computes one image per call
-and returns the plain outcome dict of `seglens.services.jobs_worker.compute_outcome`. It
-never touches the job store: the driver commits results.
+and returns its `ItemOutcome` (`seglens.services.jobs_worker.compute_outcome`). It never
+touches the job store: the driver commits results.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seglens.core.images import DEFAULT_MAX_PIXELS, ImageError, load_image
-from seglens.services.jobs_worker import RenderSpec, compute_outcome
+from seglens.core.images import DEFAULT_MAX_PIXELS, ImageError, LoadedImage, load_image
+from seglens.core.types import JobParams
+from seglens.services.jobs_worker import ItemOutcome, RenderSpec, compute_outcome
 from seglens.services.pipeline import Pipeline
 
 __all__ = ["ImageTask", "SegmentWorker"]
 
-# The task a driver sends with an image: ``image_id``, ``filename`` (for messages),
-# ``path`` (a file on a shared mount) or None when the bytes travel with the call,
-# ``query``, ``params`` (a job's params dict), ``render`` (None, or ``{"cutouts": bool}``).
-ImageTask = dict[str, Any]
+
+@dataclass(frozen=True)
+class ImageTask:
+    """The task a driver sends with an image: `filename` names it in messages; `path` is
+    a file on a shared mount, or None when the bytes travel with the call; `query` and
+    `params` are the job's; `render` asks for rendered files (headless batches)."""
+
+    image_id: str
+    filename: str | None
+    query: str
+    params: JobParams
+    path: str | None = None
+    render: RenderSpec | None = None
 
 
 class SegmentWorker:
@@ -56,30 +67,29 @@ class SegmentWorker:
             "images": self.images,
         }
 
-    def process(self, task: ImageTask, data: bytes | None) -> dict[str, Any]:
+    def process(self, task: ImageTask, data: bytes | None) -> ItemOutcome:
+        """Compute one image (`data`: its bytes, or None to read `task.path`); never raises."""
         max_pixels = int(self.config.get("max_pixels", DEFAULT_MAX_PIXELS))
         max_bytes = int(self.config.get("max_bytes", 50 * 1024 * 1024))
 
-        def load() -> Any:
+        def load() -> LoadedImage:
             payload = data
             if payload is None:
                 try:
-                    payload = Path(task["path"]).read_bytes()
+                    payload = Path(task.path or "").read_bytes()
                 except OSError as error:
                     raise ImageError(
-                        f"{task.get('filename') or task['path']}: cannot read on the worker "
+                        f"{task.filename or task.path}: cannot read on the worker "
                         f"({error.strerror or error})",
                         "unreadable",
                     ) from None
             return load_image(
                 payload,
-                filename=task.get("filename"),
+                filename=task.filename,
                 max_pixels=max_pixels,
                 max_bytes=max(max_bytes, len(payload)),
             )
 
-        render = RenderSpec(**task["render"]) if task.get("render") is not None else None
-        outcome = compute_outcome(self.pipeline, load, task["query"], task["params"], render)
+        outcome = compute_outcome(self.pipeline, load, task.query, task.params, task.render)
         self.images += 1
-        outcome["log_fields"] = {"executor": "ray", "worker_pid": os.getpid()}
-        return outcome
+        return outcome.with_log_fields(executor="ray", worker_pid=os.getpid())
