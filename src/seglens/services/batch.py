@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from PIL import Image
 
@@ -107,8 +107,12 @@ def _header(data: bytes) -> tuple[str, int, int]:
 
 
 class BatchRunner:
-    """One headless batch in `out_dir`. `pipeline_factory` replaces model loading for
-    the local executor (tests)."""
+    """One headless batch in `out_dir`, ready to `run` once constructed: the constructor
+    takes the directory's lock, migrates the store and starts the executor (models load
+    in the background); it raises `BatchBusy` (another batch holds the directory) or
+    `ExecutorUnavailable` and then holds nothing. `stop` (or leaving a ``with`` block)
+    releases it all. `pipeline_factory` replaces model loading for the local executor
+    (tests)."""
 
     def __init__(
         self,
@@ -123,7 +127,7 @@ class BatchRunner:
         self.state_dir = self.out_dir / STATE_DIR
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.cutouts = cutouts
-        self._lock_handle: Any = None
+        self._lock_handle: IO[str] | None = None
         self.db = Database(self.state_dir / "seglens.db")
         self.image_repo = ImageRepository(self.db)
         self.job_repo = JobRepository(self.db)
@@ -136,27 +140,28 @@ class BatchRunner:
         )
         factory = pipeline_factory or Pipeline.from_settings
         self.provider = PipelineProvider(lambda: factory(settings))
-        self.executor: Executor | None = None
-        self.scheduler: Scheduler | None = None
-        self.jobs: JobService | None = None
         self._stems: dict[str, list[str]] = {}
         self._stopped = False
-
-    # -- lifecycle ----------------------------------------------------------------------
-    def open(self) -> None:
-        """Take the directory's lock, migrate the store, start the executor (models load
-        in the background). Raises `BatchBusy`, `ExecutorUnavailable`."""
-        self._lock()
-        self.db.migrate()
-        self.executor = build_executor(
-            self.settings,
-            self.job_repo,
-            self.images,
-            self.provider,
-            render=RenderSpec(cutouts=self.cutouts),
-            sink=self._write_files,
-        )
-        self.executor.start()
+        self._lock_handle = self._lock()
+        try:
+            self.db.migrate()
+            self.executor: Executor = build_executor(
+                settings,
+                self.job_repo,
+                self.images,
+                self.provider,
+                render=RenderSpec(cutouts=cutouts),
+                sink=self._write_files,
+            )
+        except BaseException:
+            self._release()
+            raise
+        try:
+            self.executor.start()
+        except BaseException:
+            self.executor.close()
+            self._release()
+            raise
         self.scheduler = Scheduler(
             self.job_repo,
             self.executor.process,
@@ -164,7 +169,10 @@ class BatchRunner:
             ready=self.executor.ready,
             yield_to_interactive=False,
         )
-        self.jobs = JobService(
+        self.jobs = self._job_service()
+
+    def _job_service(self) -> JobService:
+        return JobService(
             self.job_repo,
             self.image_repo,
             self.scheduler,
@@ -175,7 +183,7 @@ class BatchRunner:
             max_points_per_side=GenerationParams.POINTS_PER_SIDE_MAX,
         )
 
-    def _lock(self) -> None:
+    def _lock(self) -> IO[str]:
         import fcntl
 
         handle = (self.state_dir / "lock").open("a+")
@@ -183,8 +191,21 @@ class BatchRunner:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
+            self.db.dispose()
             raise BatchBusy(f"another seglens batch is running in {self.out_dir}") from None
-        self._lock_handle = handle
+        return handle
+
+    def _release(self) -> None:
+        self.db.dispose()
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> BatchRunner:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Stop taking images, give the ones in flight the shutdown grace, mark the job
@@ -192,16 +213,10 @@ class BatchRunner:
         if self._stopped:
             return
         self._stopped = True
-        if self.scheduler is not None:
-            self.scheduler.stop(self.settings.shutdown_grace_s)
-        if self.jobs is not None:
-            self.jobs.interrupt_running("the batch was stopped while the job was running")
-        if self.executor is not None:
-            self.executor.close()
-        self.db.dispose()
-        if self._lock_handle is not None:
-            self._lock_handle.close()
-            self._lock_handle = None
+        self.scheduler.stop(self.settings.shutdown_grace_s)
+        self.jobs.interrupt_running("the batch was stopped while the job was running")
+        self.executor.close()
+        self._release()
 
     # -- the run ------------------------------------------------------------------------
     def run(
@@ -219,7 +234,6 @@ class BatchRunner:
         to the end and write the output files. Raises `Conflict` (``batch_mismatch``)
         when the directory holds a batch of another query, parameters or inputs (unless
         `restart`), `ExecutorUnavailable` when the models cannot load."""
-        assert self.jobs is not None and self.executor is not None and self.scheduler is not None
         started = time.perf_counter()
         parse_query(query)
         inputs = self._ingest(list(paths))
@@ -243,7 +257,6 @@ class BatchRunner:
         return BatchResult(job=job, summary=summary, finished=finished, resumed=resumed, failures=failures)
 
     def _job(self, ids: list[str], query: str, params: JobParams, restart: bool) -> tuple[JobRecord, bool]:
-        assert self.jobs is not None
         existing, _ = self.jobs.page(limit=1, offset=0)
         if existing:
             job = existing[0]
@@ -297,7 +310,6 @@ class BatchRunner:
         return self.jobs.create(ids, query, params), False
 
     def _same_images(self, job: JobRecord, ids: list[str]) -> bool:
-        assert self.jobs is not None
         wanted = list(dict.fromkeys(ids))
         if job.total != len(wanted):
             return False
@@ -310,7 +322,6 @@ class BatchRunner:
         on_failure: Callable[[str], None] | None,
         failures: list[str],
     ) -> JobRecord:
-        assert self.jobs is not None
         reported: set[str] = set()
         seen_failed = 0
         wait = threading.Event()
@@ -335,7 +346,6 @@ class BatchRunner:
             wait.wait(_POLL_S)
 
     def _failed_items(self, job_id: str) -> Iterator[JobItemRecord]:
-        assert self.jobs is not None
         offset = 0
         while True:
             items, total = self.jobs.results(job_id, limit=500, offset=offset, status="failed")
@@ -418,7 +428,6 @@ class BatchRunner:
                 return known
 
     def _job_created_ts(self) -> float:
-        assert self.jobs is not None
         jobs, _ = self.jobs.page(limit=1, offset=0)
         return jobs[0].created_at.timestamp() if jobs else float("-inf")
 
@@ -446,7 +455,6 @@ class BatchRunner:
     def _summary(self, inputs: _Inputs, job: JobRecord) -> RunSummary:
         items: dict[str, JobItemRecord] = {}
         if job.id:
-            assert self.jobs is not None
             items = {item.image_id: item for item in self.jobs.iter_items(job.id)}
         stored = self.image_repo.get_many([i for i in inputs.ids if i is not None])
         summary = RunSummary(out_dir=self.out_dir)
