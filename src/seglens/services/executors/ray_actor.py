@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seglens.core.images import DEFAULT_MAX_PIXELS, ImageError, LoadedImage, load_image
+from seglens.core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageError, LoadedImage, load_image
 from seglens.core.types import JobParams
 from seglens.services.jobs_worker import ItemOutcome, RenderSpec, compute_outcome
 from seglens.services.pipeline import Pipeline
 
-__all__ = ["ImageTask", "SegmentWorker"]
+__all__ = ["ImageTask", "SegmentWorker", "WorkerConfig"]
 
 
 @dataclass(frozen=True)
@@ -35,26 +35,44 @@ class ImageTask:
     render: RenderSpec | None = None
 
 
-class SegmentWorker:
-    """`config`: ``profile``, ``data_dir`` (models and the artifact cache), ``device``,
-    ``dtype``, ``proposer``, ``embedder``, ``allow_download``, ``max_pixels``,
-    ``max_bytes``, ``nice`` (CPU priority steps below the server's request threads, for
-    a Ray private to this machine). Torch's CPU threads follow the actor's CPUs: Ray
-    sets ``OMP_NUM_THREADS`` to them."""
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What an actor loads and how: the `profile` and its overrides (`proposer`,
+    `embedder`, `device`, `dtype`, `backend`; None: the profile's or the setting's),
+    `data_dir` (models and the artifact cache), whether it may download weights, the
+    image limits, and `nice`: CPU priority steps below the server's request threads (a
+    Ray private to this machine)."""
 
-    def __init__(self, config: dict[str, Any]):
-        self.config = dict(config)
-        nice = int(config.get("nice") or 0)
-        if nice > 0 and hasattr(os, "nice"):
-            os.nice(nice)
+    profile: str
+    data_dir: str
+    device: str | None = None
+    dtype: str | None = None
+    proposer: str | None = None
+    embedder: str | None = None
+    backend: str | None = None
+    allow_download: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    nice: int = 0
+
+
+class SegmentWorker:
+    """A Ray actor's body: the pipeline of `config`, loaded once. Torch's CPU threads
+    follow the actor's CPUs: Ray sets ``OMP_NUM_THREADS`` to them."""
+
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        if config.nice > 0 and hasattr(os, "nice"):
+            os.nice(config.nice)
         self.pipeline = Pipeline.from_profile(
-            config["profile"],
-            data_dir=config["data_dir"],
-            device=config.get("device"),
-            dtype=config.get("dtype"),
-            proposer=config.get("proposer"),
-            embedder=config.get("embedder"),
-            allow_download=bool(config.get("allow_download", True)),
+            config.profile,
+            data_dir=config.data_dir,
+            device=config.device,
+            dtype=config.dtype,
+            proposer=config.proposer,
+            embedder=config.embedder,
+            backend=config.backend,
+            allow_download=config.allow_download,
         )
         self.images = 0
 
@@ -69,8 +87,7 @@ class SegmentWorker:
 
     def process(self, task: ImageTask, data: bytes | None) -> ItemOutcome:
         """Compute one image (`data`: its bytes, or None to read `task.path`); never raises."""
-        max_pixels = int(self.config.get("max_pixels", DEFAULT_MAX_PIXELS))
-        max_bytes = int(self.config.get("max_bytes", 50 * 1024 * 1024))
+        max_pixels, max_bytes = self.config.max_pixels, self.config.max_bytes
 
         def load() -> LoadedImage:
             payload = data

@@ -31,7 +31,7 @@ from typing import Any
 
 from seglens.errors import ExecutorUnavailable
 from seglens.services.errors import NotFound
-from seglens.services.executors.ray_actor import ImageTask, SegmentWorker
+from seglens.services.executors.ray_actor import ImageTask, SegmentWorker, WorkerConfig
 from seglens.services.images import ImageService
 from seglens.services.jobs_worker import ItemOutcome, ItemProcessor
 from seglens.services.logcontext import bind
@@ -212,21 +212,22 @@ class RayExecutor:
             )
         return count, cpus, gpus
 
-    def _actor_config(self, gpus: float, private: bool) -> dict[str, Any]:
+    def _actor_config(self, gpus: float, private: bool) -> WorkerConfig:
         s = self.settings
-        return {
-            "profile": s.profile,
-            "data_dir": str(s.data_dir.resolve()),
+        return WorkerConfig(
+            profile=s.profile,
+            data_dir=str(s.data_dir.resolve()),
             # Ray hands each GPU actor its own device as cuda:0.
-            "device": "cuda" if gpus > 0 else s.device,
-            "dtype": s.dtype,
-            "proposer": s.proposer,
-            "embedder": s.embedder,
-            "allow_download": s.allow_download,
-            "max_pixels": s.max_pixels,
-            "max_bytes": s.max_upload_bytes,
-            "nice": s.worker_nice if private else 0,
-        }
+            device="cuda" if gpus > 0 else s.device,
+            dtype=s.dtype,
+            proposer=s.proposer,
+            embedder=s.embedder,
+            backend=s.backend,
+            allow_download=s.allow_download,
+            max_pixels=s.max_pixels,
+            max_bytes=s.max_upload_bytes,
+            nice=s.worker_nice if private else 0,
+        )
 
     def _await_actors(self) -> None:
         import ray
