@@ -39,6 +39,8 @@ class LoadedImage:
 
 
 def pixels_sha256(pixels: np.ndarray) -> str:
+    """The hex sha256 of `pixels` with their shape and dtype: the same picture in another file
+    format gives the same hash, the same bytes in another shape do not."""
     digest = hashlib.sha256()
     digest.update(f"{pixels.shape}|{pixels.dtype}".encode())
     digest.update(np.ascontiguousarray(pixels).data)

@@ -156,6 +156,8 @@ class Regions:
 
     @classmethod
     def empty(cls, image_size_hw: tuple[int, int]) -> Regions:
+        """No regions, for an image of `image_size_hw` (arrays of length 0 with the documented
+        dtypes)."""
         return cls(
             image_size_hw=image_size_hw,
             rles=(),
@@ -167,6 +169,7 @@ class Regions:
         )
 
     def select(self, indices: np.ndarray | list[int]) -> Regions:
+        """The regions at `indices` (in that order; repeats allowed), every array sliced alike."""
         idx = np.asarray(indices, dtype=np.int64)
         return Regions(
             image_size_hw=self.image_size_hw,

@@ -124,6 +124,8 @@ def register_model(spec: ModelSpec, *, replace: bool = False) -> None:
 
 
 def register_profile(profile: Profile, *, replace: bool = False) -> None:
+    """Add `profile` under its name; ValueError when the name is taken (unless `replace`),
+    `InvalidModelSpec` for anything but a `Profile`."""
     if not isinstance(profile, Profile):
         raise InvalidModelSpec(f"register_profile takes a Profile, got {type(profile).__name__}")
     if profile.name in _PROFILES and not replace:
@@ -158,6 +160,8 @@ def loader_for_model_type(model_type: str) -> ModelTypeLoader:
 
 
 def resolve_callable(dotted: str) -> Callable[..., Any]:
+    """The object a dotted ``module:attribute`` path names, importing the module
+    (ImportError or AttributeError when it names nothing)."""
     module_name, _, attr = dotted.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
@@ -194,11 +198,13 @@ def _register_any(item: object) -> None:
 
 
 def list_models(kind: ModelKind | None = None) -> list[ModelSpec]:
+    """The registered models (built-in, then plugins), of one `kind` or all."""
     _load_plugins()
     return [m for m in _MODELS.values() if kind is None or m.kind == kind]
 
 
 def list_profiles() -> list[Profile]:
+    """The registered profiles (built-in, then plugins)."""
     _load_plugins()
     return list(_PROFILES.values())
 
@@ -222,6 +228,8 @@ def get_model(name: str) -> ModelSpec:
 
 
 def get_profile(name: str) -> Profile:
+    """The profile called `name`. KeyError naming the known ones for an unknown name, or
+    `ModelNotAvailableError` when a plugin failed to load (it may have been the one)."""
     _load_plugins()
     try:
         return _PROFILES[name]
@@ -238,5 +246,7 @@ def profile_is_meaningless(name: str) -> bool:
 
 
 def register_all(items: Iterable[ModelSpec | Profile]) -> None:
+    """Register each `ModelSpec` and `Profile` of `items`, replacing those of the same name;
+    raises `InvalidModelSpec` for anything else."""
     for item in items:
         _register_any(item)

@@ -40,6 +40,9 @@ _SLOWEST = 5
 
 @dataclass(frozen=True)
 class StageStats:
+    """Milliseconds of one stage over a job's images: how many images timed it, mean, median,
+    95th percentile and maximum."""
+
     count: int
     mean_ms: float
     p50_ms: float
@@ -49,6 +52,9 @@ class StageStats:
 
 @dataclass(frozen=True)
 class KeywordStats:
+    """One keyword over a job: its matches, the images with at least one, and its best score in
+    [0, 1]."""
+
     matches: int
     images: int
     best_score: float
@@ -56,6 +62,8 @@ class KeywordStats:
 
 @dataclass(frozen=True)
 class SlowImage:
+    """One of a job's slowest images: its id, file name and total milliseconds."""
+
     image_id: str
     filename: str
     total_ms: float
@@ -107,6 +115,9 @@ def _safe(text: str, limit: int = 40) -> str:
 
 
 class JobReports:
+    """A job's level-2 statistics and its exports (COCO JSON, CSV, and zips of masks or
+    overlays), read from the job store. `NotFound` for an unknown job."""
+
     def __init__(
         self,
         jobs: JobService,
@@ -124,6 +135,8 @@ class JobReports:
 
     # -- level 2 ---------------------------------------------------------------------------
     def stats(self, job_id: str) -> JobStats:
+        """The job's batch statistics (`JobStats`) over the images finished so far; `NotFound`
+        for an unknown job."""
         job = self.jobs.get(job_id)
         stages: dict[str, list[float]] = {}
         keywords: dict[str, dict[str, Any]] = {}
@@ -201,6 +214,9 @@ class JobReports:
         return info
 
     def export(self, job_id: str, fmt: ExportFormat) -> Export:
+        """The job's results as `fmt`: ``coco`` (instance JSON with provenance), ``csv`` (one
+        row per match), ``masks`` or ``overlays`` (a zip file on disk, with provenance.json
+        and an index; overlays need the models). `NotFound` for an unknown job."""
         job = self.jobs.get(job_id)
         pairs = self._records(job)
         stem = f"seglens-job-{job.id[:12]}"

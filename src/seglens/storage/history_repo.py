@@ -31,6 +31,9 @@ def _escape_like(text: str) -> str:
 
 
 class HistoryRepository:
+    """The history log (level 3): interactive requests as stored rows, listed together with
+    jobs newest first."""
+
     def __init__(self, db: Database):
         self.db = db
 
@@ -46,6 +49,8 @@ class HistoryRepository:
         match_count: int = 0,
         duration_ms: float = 0.0,
     ) -> None:
+        """Record one interactive request (query, prompt or search) with its parameters, image,
+        counts and duration."""
         with self.db.write() as session:
             session.add(
                 InteractionRow(

@@ -105,6 +105,9 @@ class JobItemRecord:
 
 @dataclass(frozen=True)
 class JobEvent:
+    """One entry of a job's timeline: when, what (`kind`: ``created``, ``started``,
+    ``cancelled``, ...) and an optional message."""
+
     at: datetime
     kind: str
     message: str | None = None

@@ -27,6 +27,11 @@ __all__ = ["Executor", "ExecutorUnavailable", "build_executor"]
 
 
 class Executor(Protocol):
+    """Where a job's images run (`local` threads or `ray` actors): started once, then asked to
+    `process` each claimed image, which it computes and commits exactly once. `workers` is
+    how many scheduler threads feed it; `yield_to_interactive` and `nice` say whether its
+    work steps aside for interactive requests."""
+
     name: str
     # Scheduler threads, known once `start` has returned.
     workers: int
