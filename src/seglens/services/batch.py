@@ -143,25 +143,20 @@ class BatchRunner:
         self._stems: dict[str, list[str]] = {}
         self._stopped = False
         self._lock_handle = self._lock()
+        executor: Executor | None = None
         try:
             self.db.migrate()
-            self.executor: Executor = build_executor(
-                settings,
-                self.job_repo,
-                self.images,
-                self.provider,
-                render=RenderSpec(cutouts=cutouts),
-                sink=self._write_files,
+            render = RenderSpec(cutouts=cutouts)
+            executor = build_executor(
+                settings, self.job_repo, self.images, self.provider, render=render, sink=self._write_files
             )
+            executor.start()
         except BaseException:
+            if executor is not None:
+                executor.close()
             self._release()
             raise
-        try:
-            self.executor.start()
-        except BaseException:
-            self.executor.close()
-            self._release()
-            raise
+        self.executor = executor
         self.scheduler = Scheduler(
             self.job_repo,
             self.executor.process,
