@@ -141,7 +141,8 @@ class RayExecutor:
         self.nice = 0
         self.actors: list[Any] = []
         self._owns_ray = False
-        self._slots: _Slots | None = None
+        # No actor, so no slot, until `start` has made them.
+        self._slots = _Slots(0, 0)
         self._closing = threading.Event()
         self._ready = threading.Event()
         self._error: str | None = None
@@ -278,8 +279,7 @@ class RayExecutor:
         """Stop waiting for results, kill the actors, and shut Ray down if this executor
         started it."""
         self._closing.set()
-        if self._slots is not None:
-            self._slots.close()
+        self._slots.close()
         with self._active_cond:
             deadline = time.monotonic() + 5.0
             while self._active and time.monotonic() < deadline:
@@ -328,7 +328,6 @@ class RayExecutor:
         lost = _worker_lost_errors()
         losses: list[str] = []
         avoid: int | None = None
-        assert self._slots is not None
         while True:
             index = self._slots.acquire(avoid)
             if index is None:
@@ -432,7 +431,6 @@ class RayExecutor:
         )
 
     def _suspend(self, index: int) -> None:
-        assert self._slots is not None
         if self._slots.suspend(index):
             threading.Thread(
                 target=self._recover, args=(index,), name=f"seglens-ray-recover-{index}", daemon=True
@@ -440,7 +438,6 @@ class RayExecutor:
 
     def _recover(self, index: int) -> None:
         """Give the actor its slots back once Ray has restarted it and it answers."""
-        assert self._slots is not None
         try:
             info = self._info(index, _RECOVER_S)
         except Exception as error:
