@@ -64,10 +64,8 @@ def _batch(root: Path, models: Path, files: list[Path], name: str, **settings: A
     config = Settings(
         data_dir=_data_dir(root, models, f"data-{name}"), profile="tiny", device="cpu", **settings
     )
-    runner = BatchRunner(config, root / f"out-{name}")
     started = time.perf_counter()
-    runner.open()
-    assert runner.executor is not None
+    runner = BatchRunner(config, root / f"out-{name}")  # takes the lock, starts the executor
     runner.executor.wait_ready(None)
     startup_s = time.perf_counter() - started
     try:

@@ -7,37 +7,49 @@ makes every re-query instant. The Python API::
     pipe = seglens.Pipeline.from_profile("cpu-fast")
     result = pipe.query("photo.jpg", "cat, dog", threshold=0.5)
     pipe.render("photo.jpg", result, alpha=0.5).save("overlay.png")
+
+Every error SegLens raises on purpose is a `seglens.SegLensError` with a stable `code`
+(the whole tree: `seglens.errors`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from seglens._version import __version__
 
 __all__ = [
     "GenerationParams",
+    "ImageError",
+    "JobParams",
     "Match",
+    "ModelNotAvailableError",
     "Pipeline",
     "QueryParams",
     "QueryResult",
     "Regions",
+    "SegLensError",
     "Segmentation",
     "__version__",
 ]
 
 if TYPE_CHECKING:
-    from seglens.core.types import GenerationParams, Match, QueryParams, QueryResult, Regions
+    from seglens.core.types import GenerationParams, JobParams, Match, QueryParams, QueryResult, Regions
+    from seglens.errors import ImageError, ModelNotAvailableError, SegLensError
     from seglens.services.pipeline import Pipeline, Segmentation
 
 _LAZY = {
     "Pipeline": "seglens.services.pipeline",
     "Segmentation": "seglens.services.pipeline",
     "GenerationParams": "seglens.core.types",
+    "JobParams": "seglens.core.types",
     "Match": "seglens.core.types",
     "QueryParams": "seglens.core.types",
     "QueryResult": "seglens.core.types",
     "Regions": "seglens.core.types",
+    "SegLensError": "seglens.errors",
+    "ImageError": "seglens.errors",
+    "ModelNotAvailableError": "seglens.errors",
 }
 
 
@@ -48,3 +60,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'seglens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from seglens import __version__
-from seglens.core.types import ALPHA_RANGE, DEFAULT_ALPHA, GenerationParams, QueryParams
+from seglens._version import __version__
+from seglens.core.types import ALPHA_RANGE, DEFAULT_ALPHA, GenerationParams, JobParams, QueryParams
 
 if TYPE_CHECKING:
     from seglens.models.registry import Profile as ProfileSpec
     from seglens.services.runs import RunSummary
     from seglens.settings import Settings
+    from seglens.storage.records import JobRecord
 
 app = typer.Typer(
     name="seglens",
@@ -276,12 +277,6 @@ def batch(
 
     Writes the same files as `seglens segment`. The batch's state (a job store) lives in
     OUT/.seglens: after Ctrl-C or a crash, the same command continues where it stopped."""
-    from tqdm import tqdm
-
-    from seglens.services.batch import BatchBusy, BatchRunner
-    from seglens.services.errors import Conflict
-    from seglens.services.executors import ExecutorUnavailable
-    from seglens.services.jobs_types import JobParams
     from seglens.services.pipeline import TINY_BANNER
     from seglens.services.runs import collect_inputs
 
@@ -305,53 +300,66 @@ def batch(
     if spec.meaningless:
         typer.echo(f"warning: {TINY_BANNER}", err=True)
 
-    runner = BatchRunner(settings, out, cutouts=cutouts)
+    summary = _run_batch(settings, out, files, query, params, cutouts=cutouts, restart=restart)
+    _report(summary, out)
+
+
+def _run_batch(
+    settings: Settings,
+    out: Path,
+    files: list[Path],
+    query: str,
+    params: JobParams,
+    *,
+    cutouts: bool,
+    restart: bool,
+) -> RunSummary:
+    """`seglens batch` after its arguments are checked: run it with progress bars on
+    stderr; exit 130 on Ctrl-C (resumable), 2 when the directory is busy or holds another
+    batch, 3 when the models cannot load."""
+    from tqdm import tqdm
+
+    from seglens.errors import BatchBusy, Conflict, ExecutorUnavailable
+    from seglens.services.batch import BatchRunner
+
     bars: list[tqdm[object]] = []  # made once the job is known (after Ray's start-up lines)
 
-    def started(job: object) -> None:
-        total = getattr(job, "total", 0)
-        done = getattr(job, "done", 0) + getattr(job, "failed", 0)
+    def started(job: JobRecord) -> None:
+        done = job.done + job.failed
         if done:
-            typer.echo(f"resuming: {done}/{total} images already finished", err=True)
+            typer.echo(f"resuming: {done}/{job.total} images already finished", err=True)
         bars.append(
-            tqdm(total=total, initial=done, unit="img", desc="batch", file=sys.stderr, dynamic_ncols=True)
+            tqdm(total=job.total, initial=done, unit="img", desc="batch", file=sys.stderr, dynamic_ncols=True)
         )
 
-    def progress(job: object) -> None:
+    def progress(job: JobRecord) -> None:
         for bar in bars:
-            bar.update(getattr(job, "done", 0) + getattr(job, "failed", 0) - bar.n)
+            bar.update(job.done + job.failed - bar.n)
 
     def failure(message: str) -> None:
         tqdm.write(f"error: {message}", file=sys.stderr)
 
     try:
-        runner.open()
-        result = runner.run(
-            files,
-            query,
-            params,
-            restart=restart,
-            on_start=started,
-            on_progress=progress,
-            on_failure=failure,
-        )
+        with BatchRunner(settings, out, cutouts=cutouts) as runner:
+            result = runner.run(
+                files,
+                query,
+                params,
+                restart=restart,
+                on_start=started,
+                on_progress=progress,
+                on_failure=failure,
+            )
     except KeyboardInterrupt:
-        _close(bars)
         typer.echo("interrupted: run the same command again to continue", err=True)
-        runner.stop()
         raise typer.Exit(130) from None
     except (BatchBusy, Conflict) as error:
-        _close(bars)
-        runner.stop()
         raise _fail(str(error), EXIT_USAGE) from None
     except ExecutorUnavailable as error:
-        _close(bars)
-        runner.stop()
         raise _fail(str(error), EXIT_MODEL) from None
-    _close(bars)
-    runner.stop()
-    summary = result.summary
-    _report(summary, out)
+    finally:
+        _close(bars)
+    return result.summary
 
 
 def _report(summary: RunSummary, out: Path) -> None:

@@ -214,12 +214,10 @@ def test_headless_batch_on_ray_writes_the_files_of_a_local_batch(runtime, tmp_pa
     data_dir = _data_dir(tmp_path / "data", models_dir)
     outs = {}
     for executor in ("local", "ray"):
-        runner = BatchRunner(_settings(data_dir, executor=executor, ray_workers=1), tmp_path / executor)
-        runner.open()
-        try:
+        with BatchRunner(
+            _settings(data_dir, executor=executor, ray_workers=1), tmp_path / executor
+        ) as runner:
             result = runner.run(files, "cat, cup", PARAMS)
-        finally:
-            runner.stop()
         assert result.finished and result.job is not None and result.job.status == "completed"
         assert [r.file_name for r in result.summary.records] == [str(f) for f in files]
         assert [r.error_code for r in result.summary.records if r.error] == ["not_an_image"]

@@ -14,6 +14,7 @@ from sqlalchemy import inspect
 
 from assistant_support import ASSISTANT, KEY, app_with, chat, image_context, llm_settings
 from fake_openai import FakeOpenAI, Reply
+from seglens.core.types import JobParams, QueryParams
 from seglens.services.assistant import DoneEvent, ErrorEvent, TextEvent
 from seglens.services.assistant_guide import BUILTIN_GUIDE, load_user_guide
 from seglens.storage.db import MIGRATIONS_DIR, Database
@@ -133,7 +134,9 @@ def test_upgrade_from_the_previous_head_keeps_jobs_and_adds_conversations(tmp_pa
     images = ImageRepository(db)
     images.add(StoredImage("a" * 64, "b" * 64, "a.png", "PNG", 4, 3, 10, utcnow()))
     jobs = JobRepository(db)
-    jobs.create(NewJob("j1", "red", ("red",), {"threshold": 0.3}, "tiny", True, ("a" * 64,)))
+    jobs.create(
+        NewJob("j1", "red", ("red",), JobParams(QueryParams(threshold=0.3)), "tiny", True, ("a" * 64,))
+    )
     assert "assistant_conversations" not in inspect(db.engine).get_table_names()
 
     db.migrate()  # what the server does at start-up
@@ -141,7 +144,7 @@ def test_upgrade_from_the_previous_head_keeps_jobs_and_adds_conversations(tmp_pa
     tables = set(inspect(db.engine).get_table_names())
     assert {"assistant_conversations", "assistant_messages", "jobs", "job_items"} <= tables
     job = jobs.get("j1")
-    assert job is not None and job.params == {"threshold": 0.3} and job.total == 1
+    assert job is not None and job.params == JobParams(QueryParams(threshold=0.3)) and job.total == 1
     with db.engine.connect() as connection:
         assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
     # and back down again, leaving the jobs alone

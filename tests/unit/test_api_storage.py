@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from seglens.core.types import JobParams
 from seglens.storage.db import Database
 from seglens.storage.images_repo import ImageRepository
 from seglens.storage.jobs_repo import JobRepository, NewJob
@@ -22,7 +23,7 @@ def _db(tmp_path, images=3):
         repo.add(StoredImage(image_id, f"{n:064x}", f"{n}.png", "PNG", 4, 3, 10, utcnow()))
         ids.append(image_id)
     jobs = JobRepository(db)
-    jobs.create(NewJob("j1", "red", ("red",), {}, None, False, tuple(ids)))
+    jobs.create(NewJob("j1", "red", ("red",), JobParams(), None, False, tuple(ids)))
     return db, jobs, ids
 
 

@@ -21,7 +21,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from starlette.types import ASGIApp
 
-from seglens import __version__
+from seglens._version import __version__
 from seglens.api.deps import require_token
 from seglens.api.errors import install_error_handlers, responses
 from seglens.api.middleware import RequestContextMiddleware

@@ -17,13 +17,11 @@ from seglens.api.schemas import (
     MatchSummaryOut,
     ProgressOut,
     ResultOut,
-    RleOut,
     SlowImageOut,
     StageStatsOut,
 )
 from seglens.core.types import Match
 from seglens.services.jobs_reports import JobStats
-from seglens.services.jobs_types import JobParams
 from seglens.services.pipeline import TINY_BANNER
 from seglens.storage.records import HistoryEntry, JobItemRecord, JobRecord, StoredImage
 
@@ -73,7 +71,7 @@ def job_out(job: JobRecord) -> JobOut:
         id=job.id,
         status=job.status,
         query=job.query,
-        params=JobParamsOut.model_validate(JobParams.from_dict(job.params).to_dict()),
+        params=JobParamsOut.model_validate(job.params.to_dict()),
         progress=_progress(job),
         matches=job.matches,
         profile=job.profile,
@@ -91,15 +89,8 @@ def job_out(job: JobRecord) -> JobOut:
 
 
 def match_out(match: Match) -> MatchOut:
-    return MatchOut(
-        keyword=match.keyword,
-        score=match.score,
-        cosine=match.cosine,
-        bbox_xyxy=list(match.bbox_xyxy),
-        area=match.area,
-        region_indices=list(match.region_indices),
-        rle=RleOut(size=list(match.rle["size"]), counts=match.rle["counts"]),
-    )
+    """A match as the API shows it: `Match.to_dict()`, the form stored results have too."""
+    return MatchOut.model_validate(match.to_dict())
 
 
 def _error(item: JobItemRecord) -> ErrorBody | None:

@@ -182,6 +182,8 @@ def match_rows(records: Iterable[ImageRecord]) -> list[dict[str, Any]]:
 
 
 def csv_text(rows: Iterable[dict[str, Any]], columns: Sequence[str] = CSV_COLUMNS) -> str:
+    """`rows` as CSV text with a header line: one column per name of `columns`, in that order;
+    keys of a row not in `columns` are ignored, missing ones left empty."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()

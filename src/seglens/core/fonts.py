@@ -59,6 +59,8 @@ def _find_cjk_font() -> str | None:
 
 @functools.lru_cache(maxsize=32)
 def default_font(size: int) -> _Font:
+    """Pillow's default font at `size` pixels, or its fixed-size bitmap font when Pillow has no
+    FreeType."""
     try:
         return ImageFont.load_default(size=size)
     except (OSError, ImportError, ValueError):
@@ -115,5 +117,6 @@ def line_box(font: _Font) -> tuple[int, int]:
 
 
 def text_width(font: _Font, text: str) -> int:
+    """The width in pixels of `text` drawn in `font` (0 for empty text)."""
     left, _, right, _ = font.getbbox(text)
     return max(0, int(right - left))

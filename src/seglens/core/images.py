@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from seglens.core.types import ImageInfo
+from seglens.errors import ImageError
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -29,14 +30,6 @@ DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 
 
-class ImageError(ValueError):
-    """An input that is not a usable image; `code` is a stable machine-readable reason."""
-
-    def __init__(self, message: str, code: str = "invalid_image"):
-        super().__init__(message)
-        self.code = code
-
-
 @dataclass(frozen=True)
 class LoadedImage:
     """Decoded pixels, (H, W, 3) uint8 RGB, and their `ImageInfo`."""
@@ -46,6 +39,8 @@ class LoadedImage:
 
 
 def pixels_sha256(pixels: np.ndarray) -> str:
+    """The hex sha256 of `pixels` with their shape and dtype: the same picture in another file
+    format gives the same hash, the same bytes in another shape do not."""
     digest = hashlib.sha256()
     digest.update(f"{pixels.shape}|{pixels.dtype}".encode())
     digest.update(np.ascontiguousarray(pixels).data)

@@ -105,6 +105,8 @@ def templates_for(language: str) -> tuple[str, ...]:
 
 
 def background_prompts(language: str) -> tuple[str, ...]:
+    """The background prompts scored with every query in `language` (an ISO code; English for a
+    language without its own set)."""
     return BACKGROUND_PROMPTS.get(language, BACKGROUND_PROMPTS["en"])
 
 

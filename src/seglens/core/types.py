@@ -2,14 +2,18 @@
 
 One type per concept: `Regions` (candidate regions of one image), `Match` (a region that
 answers a keyword), `QueryResult` (everything one query returns), `GenerationParams` and
-`QueryParams` (the knobs). Units and formats live in the names: `boxes_xyxy` are pixel
+`QueryParams` (the knobs), `JobParams` (what a job runs with). Units and formats live in the names: `boxes_xyxy` are pixel
 boxes ``[x0, y0, x1, y1)`` with exclusive right/bottom edges (so ``x1 - x0`` is the COCO
 width), `*_ms` are milliseconds, `rles` are COCO compressed RLE dicts.
+
+A type that is stored or sent as JSON serialises itself here, once: `JobParams`, `Match`
+and `QueryResult` have ``to_dict()`` (plain JSON data) and ``from_dict(...)`` (its inverse).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Literal, TypedDict, get_args
 
 import numpy as np
@@ -20,6 +24,7 @@ __all__ = [
     "CocoRle",
     "GenerationParams",
     "ImageInfo",
+    "JobParams",
     "Match",
     "MatchMode",
     "MergeStrategy",
@@ -151,6 +156,8 @@ class Regions:
 
     @classmethod
     def empty(cls, image_size_hw: tuple[int, int]) -> Regions:
+        """No regions, for an image of `image_size_hw` (arrays of length 0 with the documented
+        dtypes)."""
         return cls(
             image_size_hw=image_size_hw,
             rles=(),
@@ -162,6 +169,7 @@ class Regions:
         )
 
     def select(self, indices: np.ndarray | list[int]) -> Regions:
+        """The regions at `indices` (in that order; repeats allowed), every array sliced alike."""
         idx = np.asarray(indices, dtype=np.int64)
         return Regions(
             image_size_hw=self.image_size_hw,
@@ -258,6 +266,65 @@ class QueryParams:
 
 
 @dataclass(frozen=True)
+class JobParams:
+    """What a job runs with: the query settings `matching` (a `QueryParams`), the point
+    grid `points_per_side` (None: the profile's), `alpha` the overlay opacity of exported
+    overlays, and `profile` (None: the server's).
+
+    Stored flat, as a job's ``params`` column and in exports: ``{"threshold",
+    "merge_threshold", "mode", "merge_strategy", "points_per_side", "alpha", "profile"}``
+    (`to_dict` / `from_dict`).
+    """
+
+    matching: QueryParams = field(default_factory=QueryParams)
+    points_per_side: int | None = None
+    alpha: float = DEFAULT_ALPHA
+    profile: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.matching, QueryParams):
+            raise ValueError(f"matching must be a QueryParams, got {type(self.matching).__name__}")
+        grid = self.points_per_side
+        low, high = GenerationParams.POINTS_PER_SIDE_MIN, GenerationParams.POINTS_PER_SIDE_MAX
+        if grid is not None and (
+            isinstance(grid, bool) or not isinstance(grid, int) or not low <= grid <= high
+        ):
+            raise ValueError(f"points_per_side must be an integer in {low}..{high}, got {grid!r}")
+        check_alpha(self.alpha)
+
+    def query_params(self) -> QueryParams:
+        """The query settings (`matching`)."""
+        return self.matching
+
+    def generation(self, base: GenerationParams) -> GenerationParams:
+        """`base` with this job's point grid (unchanged when `points_per_side` is None)."""
+        if self.points_per_side is None:
+            return base
+        return replace(base, points_per_side=self.points_per_side)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat stored form (see the class docstring), keys in that order."""
+        return {
+            **asdict(self.matching),
+            "points_per_side": self.points_per_side,
+            "alpha": self.alpha,
+            "profile": self.profile,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobParams:
+        """The inverse of `to_dict`; missing keys take their defaults, unknown keys are
+        ignored. Raises ValueError for a value out of range."""
+        matching = QueryParams(**{k: v for k, v in data.items() if k in _QUERY_FIELDS})
+        rest = {k: v for k, v in data.items() if k in _JOB_OWN_FIELDS}
+        return cls(matching=matching, **rest)
+
+
+_QUERY_FIELDS = frozenset(f.name for f in fields(QueryParams))
+_JOB_OWN_FIELDS = frozenset(f.name for f in fields(JobParams)) - {"matching"}
+
+
+@dataclass(frozen=True)
 class RegionScores:
     """Per-region scores against the query's classes.
 
@@ -287,6 +354,34 @@ class Match:
     area: int
     region_indices: tuple[int, ...]
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{"keyword", "score", "cosine", "bbox_xyxy": [x0, y0, x1, y1], "area",
+        "region_indices": [...], "rle": {"size": [h, w], "counts": "..."}}`` (plain
+        Python numbers): the form of a match in stored job results, exports and the API."""
+        return {
+            "keyword": self.keyword,
+            "score": float(self.score),
+            "cosine": float(self.cosine),
+            "bbox_xyxy": [float(v) for v in self.bbox_xyxy],
+            "area": int(self.area),
+            "region_indices": [int(i) for i in self.region_indices],
+            "rle": {"size": [int(v) for v in self.rle["size"]], "counts": self.rle["counts"]},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Match:
+        """The inverse of `to_dict` (`region_indices` may be missing: none)."""
+        box = data["bbox_xyxy"]
+        return cls(
+            keyword=data["keyword"],
+            score=float(data["score"]),
+            cosine=float(data["cosine"]),
+            rle=CocoRle(size=[int(v) for v in data["rle"]["size"]], counts=str(data["rle"]["counts"])),
+            bbox_xyxy=(float(box[0]), float(box[1]), float(box[2]), float(box[3])),
+            area=int(data["area"]),
+            region_indices=tuple(int(i) for i in data.get("region_indices", ())),
+        )
+
 
 @dataclass(frozen=True)
 class QueryResult:
@@ -304,7 +399,40 @@ class QueryResult:
     elapsed_ms: float = 0.0
 
     def keywords_found(self) -> tuple[str, ...]:
+        """The keywords with at least one match, in the order of their first match."""
         return tuple(dict.fromkeys(m.keyword for m in self.matches))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"num_regions", "image_matched", "missing_keywords", "excluded_by",
+        "best_scores", "matches": [Match.to_dict(), ...]}``: the outcome of the query. The
+        query, the settings and the image size are not in it; whoever stores it keeps
+        them beside it (a job: its query and params, the result's ``image``)."""
+        return {
+            "num_regions": int(self.num_regions),
+            "image_matched": bool(self.image_matched),
+            "missing_keywords": list(self.missing_keywords),
+            "excluded_by": list(self.excluded_by),
+            "best_scores": {k: float(v) for k, v in self.best_scores.items()},
+            "matches": [m.to_dict() for m in self.matches],
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, Any], *, query: Query, params: QueryParams, image_size_hw: tuple[int, int]
+    ) -> QueryResult:
+        """The inverse of `to_dict`, given what it leaves out; missing keys read as an
+        empty outcome (no regions, no matches)."""
+        return cls(
+            query=query,
+            params=params,
+            image_size_hw=image_size_hw,
+            num_regions=int(data.get("num_regions", 0)),
+            matches=tuple(Match.from_dict(m) for m in data.get("matches", ())),
+            image_matched=bool(data.get("image_matched", False)),
+            missing_keywords=tuple(data.get("missing_keywords", ())),
+            excluded_by=tuple(data.get("excluded_by", ())),
+            best_scores={k: float(v) for k, v in data.get("best_scores", {}).items()},
+        )
 
 
 @dataclass(frozen=True)

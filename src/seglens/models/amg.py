@@ -1,4 +1,5 @@
-"""Automatic mask generation on top of any `SamBackend`.
+"""Automatic mask generation on top of any `MaskDecoderBackend` (`models.sam.SamBackend`
+is one; this module does not import it).
 
 The algorithm is Segment Anything's (and transformers' ``pipeline("mask-generation")``):
 a grid of single-point prompts per crop, three candidate masks per point, filters on the
@@ -16,7 +17,7 @@ query-time region-merging threshold decides what merges.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,10 +26,52 @@ from seglens.core.masks import encode_masks
 from seglens.core.types import CocoRle, GenerationParams, Regions
 from seglens.models.protocols import ImageEmbedding, Proposal
 
-if TYPE_CHECKING:
-    from seglens.models.sam import SamBackend
+__all__ = ["MaskDecoderBackend", "PreparedImage", "generate_regions"]
 
-__all__ = ["generate_regions"]
+
+class PreparedImage(Protocol):
+    """An image ready for the image encoder: `pixel_values` (1, 3, S, S) tensor, the
+    image's `original_hw` and the `reshaped_hw` it was resized to before padding."""
+
+    @property
+    def pixel_values(self) -> Any: ...
+
+    @property
+    def original_hw(self) -> tuple[int, int]: ...
+
+    @property
+    def reshaped_hw(self) -> tuple[int, int]: ...
+
+
+class MaskDecoderBackend(Protocol):
+    """What automatic mask generation needs of a SAM-family model: preprocess, encode
+    once, decode point prompts in batches, upscale low-resolution logits."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def prepare(self, image: np.ndarray) -> PreparedImage:
+        """(H, W, 3) uint8 RGB → the encoder's input."""
+        ...
+
+    def encode_pixels(self, pixel_values: Any) -> Any:
+        """The image embedding payload of `pixel_values`."""
+        ...
+
+    def to_input_coords(
+        self, xy: np.ndarray, original_hw: tuple[int, int], reshaped_hw: tuple[int, int]
+    ) -> np.ndarray:
+        """(N, 2) pixel coordinates of the original image → the encoder's input frame."""
+        ...
+
+    def decode(self, payload: Any, points: Any, labels: Any, boxes: Any, multimask: bool) -> tuple[Any, Any]:
+        """Low-resolution mask logits and predicted IoUs of the prompts."""
+        ...
+
+    def upscale(self, low_res: Any, original_hw: tuple[int, int], reshaped_hw: tuple[int, int]) -> Any:
+        """(K, h, w) low-resolution logits → (K, H, W) logits at the original size."""
+        ...
+
 
 _UPSCALE_CHUNK = 16
 _EDGE_ATOL_PX = 20.0
@@ -86,7 +129,7 @@ class _Collected:
         self.points: list[np.ndarray] = []
 
 
-def generate_regions(backend: SamBackend, image: np.ndarray, params: GenerationParams) -> Proposal:
+def generate_regions(backend: MaskDecoderBackend, image: np.ndarray, params: GenerationParams) -> Proposal:
     """Cut an (H, W, 3) uint8 image into candidate regions.
 
     Returns regions sorted by predicted IoU (best first), the full-image embedding (for
@@ -151,14 +194,14 @@ def generate_regions(backend: SamBackend, image: np.ndarray, params: GenerationP
 
 
 def _filter_batch(
-    backend: SamBackend,
+    backend: MaskDecoderBackend,
     params: GenerationParams,
     low_res: Any,
     iou: Any,
     points_px: np.ndarray,
     crop: tuple[int, int, int, int],
     image_hw: tuple[int, int],
-    prepared: Any,
+    prepared: PreparedImage,
     out: _Collected,
 ) -> None:
     import torch

@@ -1,15 +1,19 @@
-"""Built-in models and profiles. Revisions are pinned hub commits (main, as of 2026)."""
+"""Built-in models and profiles, as plain data (`BUILTIN_MODELS`, `BUILTIN_PROFILES`; the
+registry registers them before any plugin). Revisions are pinned hub commits (main, as of
+2026)."""
 
 from __future__ import annotations
 
 from seglens.core.types import GenerationParams
-from seglens.models.registry import ModelSpec, Profile, register_all
+from seglens.models.specs import ModelSpec, Profile
+
+__all__ = ["BUILTIN_MODELS", "BUILTIN_PROFILES"]
 
 SAM = "seglens.models.sam:load_sam"
 SAM2 = "seglens.models.sam:load_sam2"
 CLIP = "seglens.models.clip:load_clip"
 
-MODELS = [
+BUILTIN_MODELS = [
     ModelSpec(
         "sam-vit-base",
         "proposer",
@@ -218,7 +222,7 @@ MODELS = [
     ),
 ]
 
-PROFILES = [
+BUILTIN_PROFILES = [
     Profile(
         "cpu-fast",
         "sam2.1-hiera-tiny",
@@ -264,5 +268,3 @@ PROFILES = [
         meaningless=True,
     ),
 ]
-
-register_all([*MODELS, *PROFILES])

@@ -45,9 +45,13 @@ class RegionProposer(Protocol):
     model_id: str
     meaningless: bool
 
-    def propose(self, image: np.ndarray, params: GenerationParams) -> Proposal: ...
+    def propose(self, image: np.ndarray, params: GenerationParams) -> Proposal:
+        """Every candidate region of `image` under `params` (automatic mask generation), with
+        the image embedding it computed on the way and the per-stage timings."""
 
-    def encode(self, image: np.ndarray) -> ImageEmbedding: ...
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        """The image embedding of `image` (the expensive half of prompting), reusable by any
+        number of `prompt` calls."""
 
     def prompt(
         self,
@@ -55,13 +59,19 @@ class RegionProposer(Protocol):
         points_xy: np.ndarray | None = None,
         point_labels: np.ndarray | None = None,
         box_xyxy: np.ndarray | None = None,
-    ) -> PromptResult: ...
+    ) -> PromptResult:
+        """One mask for the prompts on an encoded image: positive (label 1) and negative (0)
+        points as (N, 2) image pixels, and/or one box [x0, y0, x1, y1); ValueError for prompts
+        it cannot use."""
 
-    def embedding_to_arrays(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]: ...
+    def embedding_to_arrays(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
+        """`embedding` as named float32 arrays for the on-disk cache (`embedding_from_arrays`
+        is the inverse)."""
 
     def embedding_from_arrays(
         self, arrays: dict[str, np.ndarray], image_size_hw: tuple[int, int]
-    ) -> ImageEmbedding: ...
+    ) -> ImageEmbedding:
+        """The embedding `embedding_to_arrays` wrote, for an image of `image_size_hw`."""
 
 
 @runtime_checkable
@@ -93,6 +103,8 @@ class ImageTextEmbedder(Protocol):
     input_size: int | None
     image_batch_size: int
 
-    def embed_images(self, crops: Sequence[np.ndarray]) -> np.ndarray: ...
+    def embed_images(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(N, D) float32 unit rows for N crops (see the class docstring); N may be 0."""
 
-    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(N, D) float32 unit rows for N texts; N may be 0."""

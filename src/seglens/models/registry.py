@@ -30,14 +30,15 @@ from __future__ import annotations
 
 import importlib
 import logging
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from seglens.core.types import GenerationParams
+from seglens.errors import InvalidModelSpec, ModelNotAvailableError
+from seglens.models.catalog import BUILTIN_MODELS, BUILTIN_PROFILES
+from seglens.models.specs import DOTTED, KINDS, ModelKind, ModelSpec, Profile
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -63,91 +64,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "seglens.models"
-ModelKind = Literal["proposer", "embedder"]
-_KINDS = ("proposer", "embedder")
-_DOTTED = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
-class ModelNotAvailableError(RuntimeError):
-    """A model cannot be used on this machine now: its weights are missing and cannot be
-    downloaded, or its plugin failed to load. The message names the model, where SegLens
-    looked and the command or setting that fixes it (the CLI exits with code 3)."""
-
-
-class InvalidModelSpec(ValueError):
-    """A `ModelSpec` or `Profile` that breaks the registry's rules (the message says which)."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One named model. `repo_id` + `revision` (a pinned 40-hex commit) say where its
-    weights live on the Hugging Face hub; a spec with a `builder` is built locally instead
-    (``tiny``), and its `revision` names the build recipe: a directory built by another
-    recipe is rebuilt, and cache keys change with it. ``needs_weights=False`` marks a model
-    with nothing to fetch (its loader gets ``path=None``). `meaningless` says its outputs
-    mean nothing (random weights); `needs_torch=False` lets it load without torch."""
-
-    name: str
-    kind: ModelKind
-    family: str
-    loader: str
-    repo_id: str | None = None
-    revision: str | None = None
-    builder: str | None = None
-    description: str = ""
-    params_m: float | None = None
-    license: str = ""
-    language: str = "en"
-    meaningless: bool = False
-    allow_patterns: tuple[str, ...] = (
-        "*.json",
-        "*.safetensors",
-        "*.txt",
-        "*.model",
-        "*.tiktoken",
-    )
-    needs_weights: bool = True
-    needs_torch: bool = True
-
-    def __post_init__(self) -> None:
-        problems = _spec_problems(self)
-        if problems:
-            raise InvalidModelSpec(f"model spec {self.name!r} is invalid: " + "; ".join(problems))
-
-    @property
-    def source(self) -> Literal["hub", "built", "none"]:
-        """Where the weights come from: the hub, a local build, or nowhere (none needed)."""
-        if self.repo_id is not None:
-            return "hub"
-        return "built" if self.builder is not None else "none"
-
-
-def _spec_problems(spec: ModelSpec) -> list[str]:
-    problems = []
-    if not spec.name or not spec.name.strip() or "/" in spec.name or spec.name.startswith("."):
-        problems.append("name must be a non-empty word without '/' (it is also a directory name)")
-    if spec.kind not in _KINDS:
-        problems.append(f"kind must be 'proposer' or 'embedder', got {spec.kind!r}")
-    if not isinstance(spec.loader, str) or not _DOTTED.match(spec.loader):
-        problems.append(f"loader must be a dotted 'module:function', got {spec.loader!r}")
-    sources = [s for s, given in (("repo_id", spec.repo_id), ("builder", spec.builder)) if given]
-    if spec.needs_weights and not sources:
-        problems.append(
-            "say where the weights come from: repo_id (+ a pinned revision), builder "
-            "('module:function' that writes the directory), or needs_weights=False"
-        )
-    if not spec.needs_weights and sources:
-        problems.append(f"needs_weights=False but {' and '.join(sources)} given")
-    if len(sources) == 2:
-        problems.append("give repo_id or builder, not both")
-    if spec.builder is not None and not _DOTTED.match(spec.builder):
-        problems.append(f"builder must be a dotted 'module:function', got {spec.builder!r}")
-    if spec.repo_id is not None and spec.repo_id.count("/") != 1:
-        problems.append(f"repo_id must be 'owner/name', got {spec.repo_id!r}")
-    if spec.repo_id is not None and spec.revision is not None and not _COMMIT.match(spec.revision):
-        problems.append(f"revision must be a pinned 40-hex commit, got {spec.revision!r}")
-    return problems
 
 
 @dataclass(frozen=True)
@@ -171,22 +87,6 @@ class ModelTypeLoader:
     kind: ModelKind
     loader: str
     needs_torch: bool = True
-
-
-@dataclass(frozen=True)
-class Profile:
-    """A tested pair of models plus generation defaults for it."""
-
-    name: str
-    proposer: str
-    embedder: str
-    description: str
-    generation: GenerationParams = field(default_factory=GenerationParams)
-    meaningless: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.name or not self.proposer or not self.embedder:
-            raise InvalidModelSpec(f"profile {self.name!r} needs a name, a proposer and an embedder")
 
 
 _MODELS: dict[str, ModelSpec] = {}
@@ -224,6 +124,8 @@ def register_model(spec: ModelSpec, *, replace: bool = False) -> None:
 
 
 def register_profile(profile: Profile, *, replace: bool = False) -> None:
+    """Add `profile` under its name; ValueError when the name is taken (unless `replace`),
+    `InvalidModelSpec` for anything but a `Profile`."""
     if not isinstance(profile, Profile):
         raise InvalidModelSpec(f"register_profile takes a Profile, got {type(profile).__name__}")
     if profile.name in _PROFILES and not replace:
@@ -237,7 +139,7 @@ def register_model_type(
     """Load local directories whose ``config.json`` says ``"model_type": model_type`` with
     `loader` (same contract as `ModelSpec.loader`)."""
     entry = ModelTypeLoader(model_type, kind, loader, needs_torch)
-    if kind not in _KINDS or not _DOTTED.match(loader) or not model_type:
+    if kind not in KINDS or not DOTTED.match(loader) or not model_type:
         raise InvalidModelSpec(f"invalid model type loader {entry}")
     if model_type in _MODEL_TYPE_LOADERS and not replace and _MODEL_TYPE_LOADERS[model_type] != entry:
         raise ValueError(f"model_type {model_type!r} already has a loader")
@@ -258,6 +160,8 @@ def loader_for_model_type(model_type: str) -> ModelTypeLoader:
 
 
 def resolve_callable(dotted: str) -> Callable[..., Any]:
+    """The object a dotted ``module:attribute`` path names, importing the module
+    (ImportError or AttributeError when it names nothing)."""
     module_name, _, attr = dotted.partition(":")
     return getattr(importlib.import_module(module_name), attr)
 
@@ -267,8 +171,7 @@ def _load_plugins() -> None:
     if _PLUGINS_LOADED:
         return
     _PLUGINS_LOADED = True
-    from seglens.models import catalog  # noqa: F401  (registers the built-in models)
-
+    register_all([*BUILTIN_MODELS, *BUILTIN_PROFILES])
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             produced = ep.load()()
@@ -295,11 +198,13 @@ def _register_any(item: object) -> None:
 
 
 def list_models(kind: ModelKind | None = None) -> list[ModelSpec]:
+    """The registered models (built-in, then plugins), of one `kind` or all."""
     _load_plugins()
     return [m for m in _MODELS.values() if kind is None or m.kind == kind]
 
 
 def list_profiles() -> list[Profile]:
+    """The registered profiles (built-in, then plugins)."""
     _load_plugins()
     return list(_PROFILES.values())
 
@@ -323,6 +228,8 @@ def get_model(name: str) -> ModelSpec:
 
 
 def get_profile(name: str) -> Profile:
+    """The profile called `name`. KeyError naming the known ones for an unknown name, or
+    `ModelNotAvailableError` when a plugin failed to load (it may have been the one)."""
     _load_plugins()
     try:
         return _PROFILES[name]
@@ -339,5 +246,7 @@ def profile_is_meaningless(name: str) -> bool:
 
 
 def register_all(items: Iterable[ModelSpec | Profile]) -> None:
+    """Register each `ModelSpec` and `Profile` of `items`, replacing those of the same name;
+    raises `InvalidModelSpec` for anything else."""
     for item in items:
         _register_any(item)

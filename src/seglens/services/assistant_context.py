@@ -220,7 +220,7 @@ class ScreenContexts:
         items = [i for i in self.jobs.iter_items(job.id) if i.status in ("done", "failed")]
         names = self.images.find_many([i.image_id for i in items])
         records: list[ImageRecord] = [item_image_record(i, job, names.get(i.image_id)) for i in items]
-        params = JobParams.from_dict(job.params)
+        params = job.params
         if pipeline is not None and (job.profile is None or job.profile == pipeline.profile):
             facts = pipeline_facts(pipeline)
         else:

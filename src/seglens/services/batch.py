@@ -36,20 +36,21 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 from PIL import Image
 
 from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
 from seglens.core.types import GenerationParams
+from seglens.errors import BatchBusy
 from seglens.models.registry import profile_is_meaningless
 from seglens.services.errors import Conflict
 from seglens.services.executors import Executor, build_executor
 from seglens.services.images import ImageService
 from seglens.services.jobs import JobService
 from seglens.services.jobs_types import JobParams, item_image_record
-from seglens.services.jobs_worker import RenderSpec
+from seglens.services.jobs_worker import RenderedFiles, RenderSpec
 from seglens.services.pipeline import Pipeline
 from seglens.services.provider import PipelineProvider
 from seglens.services.runs import RunSummary, output_stems, run_info, write_outputs
@@ -70,10 +71,6 @@ log = logging.getLogger("seglens.batch")
 STATE_DIR = ".seglens"
 FINISHED = ("completed", "failed", "cancelled")
 _POLL_S = 0.2
-
-
-class BatchBusy(RuntimeError):
-    """Another batch is running in the same output directory."""
 
 
 @dataclass
@@ -110,8 +107,12 @@ def _header(data: bytes) -> tuple[str, int, int]:
 
 
 class BatchRunner:
-    """One headless batch in `out_dir`. `pipeline_factory` replaces model loading for
-    the local executor (tests)."""
+    """One headless batch in `out_dir`, ready to `run` once constructed: the constructor
+    takes the directory's lock, migrates the store and starts the executor (models load
+    in the background); it raises `BatchBusy` (another batch holds the directory) or
+    `ExecutorUnavailable` and then holds nothing. `stop` (or leaving a ``with`` block)
+    releases it all. `pipeline_factory` replaces model loading for the local executor
+    (tests)."""
 
     def __init__(
         self,
@@ -126,7 +127,7 @@ class BatchRunner:
         self.state_dir = self.out_dir / STATE_DIR
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.cutouts = cutouts
-        self._lock_handle: Any = None
+        self._lock_handle: IO[str] | None = None
         self.db = Database(self.state_dir / "seglens.db")
         self.image_repo = ImageRepository(self.db)
         self.job_repo = JobRepository(self.db)
@@ -139,27 +140,23 @@ class BatchRunner:
         )
         factory = pipeline_factory or Pipeline.from_settings
         self.provider = PipelineProvider(lambda: factory(settings))
-        self.executor: Executor | None = None
-        self.scheduler: Scheduler | None = None
-        self.jobs: JobService | None = None
         self._stems: dict[str, list[str]] = {}
         self._stopped = False
-
-    # -- lifecycle ----------------------------------------------------------------------
-    def open(self) -> None:
-        """Take the directory's lock, migrate the store, start the executor (models load
-        in the background). Raises `BatchBusy`, `ExecutorUnavailable`."""
-        self._lock()
-        self.db.migrate()
-        self.executor = build_executor(
-            self.settings,
-            self.job_repo,
-            self.images,
-            self.provider,
-            render=RenderSpec(cutouts=self.cutouts),
-            sink=self._write_files,
-        )
-        self.executor.start()
+        self._lock_handle = self._lock()
+        executor: Executor | None = None
+        try:
+            self.db.migrate()
+            render = RenderSpec(cutouts=cutouts)
+            executor = build_executor(
+                settings, self.job_repo, self.images, self.provider, render=render, sink=self._write_files
+            )
+            executor.start()
+        except BaseException:
+            if executor is not None:
+                executor.close()
+            self._release()
+            raise
+        self.executor = executor
         self.scheduler = Scheduler(
             self.job_repo,
             self.executor.process,
@@ -167,7 +164,10 @@ class BatchRunner:
             ready=self.executor.ready,
             yield_to_interactive=False,
         )
-        self.jobs = JobService(
+        self.jobs = self._job_service()
+
+    def _job_service(self) -> JobService:
+        return JobService(
             self.job_repo,
             self.image_repo,
             self.scheduler,
@@ -178,7 +178,7 @@ class BatchRunner:
             max_points_per_side=GenerationParams.POINTS_PER_SIDE_MAX,
         )
 
-    def _lock(self) -> None:
+    def _lock(self) -> IO[str]:
         import fcntl
 
         handle = (self.state_dir / "lock").open("a+")
@@ -186,8 +186,21 @@ class BatchRunner:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             handle.close()
+            self.db.dispose()
             raise BatchBusy(f"another seglens batch is running in {self.out_dir}") from None
-        self._lock_handle = handle
+        return handle
+
+    def _release(self) -> None:
+        self.db.dispose()
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> BatchRunner:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         """Stop taking images, give the ones in flight the shutdown grace, mark the job
@@ -195,16 +208,10 @@ class BatchRunner:
         if self._stopped:
             return
         self._stopped = True
-        if self.scheduler is not None:
-            self.scheduler.stop(self.settings.shutdown_grace_s)
-        if self.jobs is not None:
-            self.jobs.interrupt_running("the batch was stopped while the job was running")
-        if self.executor is not None:
-            self.executor.close()
-        self.db.dispose()
-        if self._lock_handle is not None:
-            self._lock_handle.close()
-            self._lock_handle = None
+        self.scheduler.stop(self.settings.shutdown_grace_s)
+        self.jobs.interrupt_running("the batch was stopped while the job was running")
+        self.executor.close()
+        self._release()
 
     # -- the run ------------------------------------------------------------------------
     def run(
@@ -222,7 +229,6 @@ class BatchRunner:
         to the end and write the output files. Raises `Conflict` (``batch_mismatch``)
         when the directory holds a batch of another query, parameters or inputs (unless
         `restart`), `ExecutorUnavailable` when the models cannot load."""
-        assert self.jobs is not None and self.executor is not None and self.scheduler is not None
         started = time.perf_counter()
         parse_query(query)
         inputs = self._ingest(list(paths))
@@ -246,13 +252,12 @@ class BatchRunner:
         return BatchResult(job=job, summary=summary, finished=finished, resumed=resumed, failures=failures)
 
     def _job(self, ids: list[str], query: str, params: JobParams, restart: bool) -> tuple[JobRecord, bool]:
-        assert self.jobs is not None
         existing, _ = self.jobs.page(limit=1, offset=0)
         if existing:
             job = existing[0]
             same = (
                 job.query == query
-                and job.params == params.to_dict()
+                and job.params == params
                 and job.profile == self.settings.profile
                 and self._same_images(job, ids)
             )
@@ -279,7 +284,7 @@ class BatchRunner:
                 id="",
                 status="completed",
                 query=query,
-                params=params.to_dict(),
+                params=params,
                 profile=self.settings.profile,
                 models={},
                 meaningless=profile_is_meaningless(self.settings.profile),
@@ -300,7 +305,6 @@ class BatchRunner:
         return self.jobs.create(ids, query, params), False
 
     def _same_images(self, job: JobRecord, ids: list[str]) -> bool:
-        assert self.jobs is not None
         wanted = list(dict.fromkeys(ids))
         if job.total != len(wanted):
             return False
@@ -313,7 +317,6 @@ class BatchRunner:
         on_failure: Callable[[str], None] | None,
         failures: list[str],
     ) -> JobRecord:
-        assert self.jobs is not None
         reported: set[str] = set()
         seen_failed = 0
         wait = threading.Event()
@@ -338,7 +341,6 @@ class BatchRunner:
             wait.wait(_POLL_S)
 
     def _failed_items(self, job_id: str) -> Iterator[JobItemRecord]:
-        assert self.jobs is not None
         offset = 0
         while True:
             items, total = self.jobs.results(job_id, limit=500, offset=offset, status="failed")
@@ -421,7 +423,6 @@ class BatchRunner:
                 return known
 
     def _job_created_ts(self) -> float:
-        assert self.jobs is not None
         jobs, _ = self.jobs.page(limit=1, offset=0)
         return jobs[0].created_at.timestamp() if jobs else float("-inf")
 
@@ -438,18 +439,17 @@ class BatchRunner:
         os.replace(tmp, link)
 
     # -- outputs ------------------------------------------------------------------------
-    def _write_files(self, claimed: ClaimedItem, files: dict[str, Any]) -> None:
+    def _write_files(self, claimed: ClaimedItem, files: RenderedFiles) -> None:
         """The executor's sink: an image's overlay (and cut-outs) under every name it was
         given, before its result is committed."""
         for stem in self._stems.get(claimed.item.image_id, ()):
-            atomic_write(self.out_dir / "overlays" / f"{stem}.png", files["overlay_png"])
-            for name, data in files.get("cutouts") or ():
+            atomic_write(self.out_dir / "overlays" / f"{stem}.png", files.overlay_png)
+            for name, data in files.cutouts:
                 atomic_write(self.out_dir / "cutouts" / stem / name, data)
 
     def _summary(self, inputs: _Inputs, job: JobRecord) -> RunSummary:
         items: dict[str, JobItemRecord] = {}
         if job.id:
-            assert self.jobs is not None
             items = {item.image_id: item for item in self.jobs.iter_items(job.id)}
         stored = self.image_repo.get_many([i for i in inputs.ids if i is not None])
         summary = RunSummary(out_dir=self.out_dir)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from seglens import __version__
+from seglens._version import __version__
 from seglens.services.assistant import ChatMessage
 from seglens.services.errors import NotFound
 from seglens.services.jobs_reports import Export

@@ -184,7 +184,7 @@ def _llm_check(settings: Settings) -> Check:
 
 def run_checks(settings: Settings, *, device: bool = True) -> list[Check]:
     """All checks, in the order a user reads them."""
-    from seglens import __version__
+    from seglens._version import __version__
 
     checks = [Check("seglens", "ok", f"{__version__}, Python {platform.python_version()} ({sys.executable})")]
     model_checks, missing = _model_checks(settings)

@@ -53,6 +53,10 @@ class Upload:
 
 
 class ImageService:
+    """Uploads: validate and store them (content-addressed by sha256 of the bytes), read them
+    back decoded (a small in-memory cache of decoded pixels), list and delete them. Errors:
+    `InvalidUpload`, `NotFound`, `Conflict`."""
+
     def __init__(
         self,
         repo: ImageRepository,
@@ -98,6 +102,8 @@ class ImageService:
         return Upload(stored, name, created)
 
     def get(self, image_id: str) -> StoredImage:
+        """The image `image_id`; `NotFound` (``image_not_found``) for an unknown id or a string
+        that is not an image id."""
         image = self.repo.get(image_id) if is_image_id(image_id) else None
         if image is None:
             raise NotFound("image_not_found", f"no image with id {image_id[:80]!r}")
@@ -124,6 +130,7 @@ class ImageService:
             self.cache.forget_image(image.pixels_sha256)
 
     def page(self, *, limit: int, offset: int) -> tuple[list[StoredImage], int]:
+        """Images newest first, and how many there are in all."""
         return self.repo.page(limit=limit, offset=offset)
 
     def find_many(self, image_ids: list[str]) -> dict[str, StoredImage]:
@@ -131,6 +138,8 @@ class ImageService:
         return self.repo.get_many(image_ids)
 
     def original_path(self, image_id: str) -> Path:
+        """Where the image's uploaded bytes are (the file may be gone); `NotFound` for an
+        unknown image."""
         return self.files.original_path(self.get(image_id).id)
 
     def thumbnail_path(self, image_id: str) -> Path:

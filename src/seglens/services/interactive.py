@@ -24,7 +24,7 @@ from seglens.core.types import (
     QueryResult,
     check_alpha,
 )
-from seglens.services.errors import InvalidInput
+from seglens.services.errors import InvalidInput, invalid_input
 from seglens.services.history import HistoryService
 from seglens.services.images import ImageService
 from seglens.services.provider import PipelineProvider
@@ -120,22 +120,16 @@ class InteractiveService:
         `record_history` False (the assistant reading what is on screen) the history log
         gets no entry."""
         image = self.images.get(image_id)
-        try:
+        with invalid_input("invalid_query"):
             parsed = parse_query(query)
-        except ValueError as error:
-            raise InvalidInput("invalid_query", str(error)) from None
-        try:
+        with invalid_input("invalid_params"):
             check_alpha(alpha)
-        except ValueError as error:
-            raise InvalidInput("invalid_params", str(error)) from None
         check_points_per_side(points_per_side, self.max_points_per_side)
         pipeline = self.provider.get(self.models_wait_s)
         generation = pipeline.generation
         if points_per_side is not None:
-            try:
+            with invalid_input("invalid_params"):
                 generation = replace(generation, points_per_side=points_per_side)
-            except ValueError as error:
-                raise InvalidInput("invalid_params", str(error)) from None
         started = time.perf_counter()
         with self.scheduler.interactive():
             loaded = self.images.load(image.id)
@@ -197,11 +191,9 @@ class InteractiveService:
         masks: list[PromptResult] = []
         with self.scheduler.interactive():
             loaded = self.images.load(image.id)
-            try:
+            with invalid_input("invalid_prompt"):
                 for box in boxes or (None,):
                     masks.append(pipeline.prompt(loaded, points=points or None, box=box))
-            except ValueError as error:
-                raise InvalidInput("invalid_prompt", str(error)) from None
         elapsed = (time.perf_counter() - started) * 1000
         self.history.record(
             "prompt",

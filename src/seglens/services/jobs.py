@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from seglens.core.query import parse_query
 from seglens.core.types import GenerationParams
-from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull
+from seglens.services.errors import Conflict, InvalidInput, NotFound, QueueFull, invalid_input
 from seglens.services.interactive import check_points_per_side
 from seglens.services.jobs_types import JobParams
 from seglens.services.logcontext import bind
@@ -40,6 +40,10 @@ log = logging.getLogger("seglens.jobs")
 
 
 class JobService:
+    """The jobs use cases over the job store: create (with admission limits), read, cancel,
+    resume, delete, and crash recovery. Errors are `ServiceError`s: `NotFound` for an
+    unknown id, `InvalidInput`, `Conflict`, `QueueFull`."""
+
     def __init__(
         self,
         jobs: JobRepository,
@@ -63,10 +67,13 @@ class JobService:
         self._admission = threading.Lock()
 
     def create(self, image_ids: Sequence[str], query: str, params: JobParams) -> JobRecord:
-        try:
+        """Queue one image per id of `image_ids` (duplicates dropped, order kept) to be matched
+        against `query` with `params`; a one-image job gets priority 1. Raises
+        `InvalidInput` (a bad query or grid, no images, too many), `Conflict`
+        (``profile_not_loaded``: another profile than the server's), `NotFound` (an unknown
+        image), `QueueFull` (the images waiting would pass `max_queue`)."""
+        with invalid_input("invalid_query"):
             parsed = parse_query(query)
-        except ValueError as error:
-            raise InvalidInput("invalid_query", str(error)) from None
         check_points_per_side(params.points_per_side, self.max_points_per_side)
         ids = tuple(dict.fromkeys(image_ids))
         if not ids:
@@ -104,7 +111,7 @@ class JobService:
                         id=uuid.uuid4().hex,
                         query=query,
                         keywords=(*parsed.keywords, *parsed.exclusions),
-                        params=params.to_dict(),
+                        params=params,
                         profile=params.profile or self.profile,
                         meaningless=self._meaningless(),
                         image_ids=ids,
@@ -120,6 +127,7 @@ class JobService:
         return job
 
     def get(self, job_id: str) -> JobRecord:
+        """The job `job_id`; `NotFound` (``job_not_found``) when there is none."""
         job = self.jobs.get(job_id)
         if job is None:
             raise NotFound("job_not_found", f"no job with id {job_id[:80]!r}")
@@ -134,9 +142,14 @@ class JobService:
         return self.jobs.iter_items(job_id)
 
     def page(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
+        """Jobs newest first (in `status` only, when given) and how many there are in all."""
         return self.jobs.page(limit=limit, offset=offset, status=status)
 
     def cancel(self, job_id: str) -> JobRecord:
+        """Cancel a queued, running or interrupted job: its pending and in-flight images
+        become skipped at once (a result arriving later is dropped); a cancelled job stays
+        as it is. `Conflict` (``job_finished``) for a completed or failed job, `NotFound`
+        for an unknown one."""
         try:
             job = self.jobs.cancel(job_id)
         except TransitionError as error:
@@ -148,6 +161,9 @@ class JobService:
         return job
 
     def resume(self, job_id: str) -> JobRecord:
+        """Queue again every image of the job that is not done (pending, skipped, failed).
+        `Conflict`: ``job_active`` for a queued or running job, ``nothing_to_resume`` when
+        every image is done; `NotFound` for an unknown job."""
         try:
             job = self.jobs.resume(job_id)
         except TransitionError as error:
@@ -174,10 +190,14 @@ class JobService:
     def results(
         self, job_id: str, *, limit: int, offset: int, status: str | None = None
     ) -> tuple[list[JobItemRecord], int]:
+        """A page of the job's images in position order (in `status` only, when given) and how
+        many there are in all; `NotFound` for an unknown job."""
         self.get(job_id)
         return self.jobs.items(job_id, limit=limit, offset=offset, status=status)
 
     def item(self, job_id: str, image_id: str) -> JobItemRecord:
+        """One image of the job; `NotFound` for an unknown job (``job_not_found``) or an image
+        not in it (``image_not_in_job``)."""
         self.get(job_id)
         item = self.jobs.item(job_id, image_id)
         if item is None:
@@ -185,6 +205,7 @@ class JobService:
         return item
 
     def events(self, job_id: str) -> list[JobEvent]:
+        """The job's timeline, oldest first; `NotFound` for an unknown job."""
         self.get(job_id)
         return self.jobs.events(job_id)
 
@@ -213,7 +234,9 @@ class JobService:
         return ids
 
     def queue_depth(self) -> int:
+        """The images waiting or running across all jobs (what `max_queue` limits)."""
         return self.jobs.queue_depth()
 
     def counts(self) -> dict[str, int]:
+        """The number of jobs in each state."""
         return self.jobs.count_by_status()

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from seglens import __version__
+from seglens._version import __version__
 from seglens.core.exports import CSV_COLUMNS, ImageRecord, coco_document, csv_text, match_rows
 from seglens.core.query import parse_query
 from seglens.core.render import render_mask_png
@@ -34,7 +34,7 @@ from seglens.core.types import QueryParams
 from seglens.services.errors import InvalidInput
 from seglens.services.images import ImageService
 from seglens.services.jobs import JobService
-from seglens.services.jobs_types import JobParams, item_image_record
+from seglens.services.jobs_types import item_image_record
 from seglens.services.pipeline import TINY_BANNER
 from seglens.services.provider import PipelineProvider
 from seglens.storage.records import JobItemRecord, JobRecord
@@ -47,6 +47,9 @@ _SLOWEST = 5
 
 @dataclass(frozen=True)
 class StageStats:
+    """Milliseconds of one stage over a job's images: how many images timed it, mean, median,
+    95th percentile and maximum."""
+
     count: int
     mean_ms: float
     p50_ms: float
@@ -56,6 +59,9 @@ class StageStats:
 
 @dataclass(frozen=True)
 class KeywordStats:
+    """One keyword over a job: its matches, the images with at least one, and its best score in
+    [0, 1]."""
+
     matches: int
     images: int
     best_score: float
@@ -63,6 +69,8 @@ class KeywordStats:
 
 @dataclass(frozen=True)
 class SlowImage:
+    """One of a job's slowest images: its id, file name and total milliseconds."""
+
     image_id: str
     filename: str
     total_ms: float
@@ -114,7 +122,7 @@ def export_view(
     """The job's own view with `query` and `overrides` (``threshold``, ``merge_threshold``,
     ``mode``, ``merge_strategy``, ``alpha``; None means the job's) put in. Raises
     `InvalidInput` (``invalid_query``, ``invalid_params``) for values a query would refuse."""
-    base = JobParams.from_dict(job.params)
+    base = job.params
     given: dict[str, Any] = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = set(given) - {*QueryParams.__dataclass_fields__, "alpha"}
     if unknown:
@@ -150,6 +158,9 @@ def _safe(text: str, limit: int = 40) -> str:
 
 
 class JobReports:
+    """A job's level-2 statistics and its exports (COCO JSON, CSV, and zips of masks or
+    overlays), read from the job store. `NotFound` for an unknown job."""
+
     def __init__(
         self,
         jobs: JobService,
@@ -167,6 +178,8 @@ class JobReports:
 
     # -- level 2 ---------------------------------------------------------------------------
     def stats(self, job_id: str) -> JobStats:
+        """The job's batch statistics (`JobStats`) over the images finished so far; `NotFound`
+        for an unknown job."""
         job = self.jobs.get(job_id)
         stages: dict[str, list[float]] = {}
         keywords: dict[str, dict[str, Any]] = {}
@@ -227,7 +240,7 @@ class JobReports:
         items = list(self.jobs.iter_items(job.id))
         names = self.images.find_many([i.image_id for i in items])
         pairs = [(item, item_image_record(item, job, names.get(item.image_id))) for item in items]
-        job_params = JobParams.from_dict(job.params)
+        job_params = job.params
         if view.query == job.query and view.params == job_params.query_params():
             return pairs
         pipeline = self.provider.get(self.models_wait_s)
@@ -247,9 +260,9 @@ class JobReports:
             "seglens_version": __version__,
             "job_id": job.id,
             "query": view.query,
-            "params": {**job.params, **asdict(view.params), "alpha": view.alpha},
+            "params": {**job.params.to_dict(), **asdict(view.params), "alpha": view.alpha},
             "job_query": job.query,
-            "job_params": job.params,
+            "job_params": job.params.to_dict(),
             "profile": job.profile,
             "models": job.models,
             "meaningless": job.meaningless,

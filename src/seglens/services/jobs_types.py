@@ -1,4 +1,5 @@
-"""Job parameters and the stored form of one image's result.
+"""The stored form of one image's result of a job (`JobParams`, the job's settings, is a
+core type: `seglens.core.types`).
 
 A job's result for one image is stored as a JSON dict (``job_items.result``)::
 
@@ -11,143 +12,31 @@ A job's result for one image is stored as a JSON dict (``job_items.result``)::
      "cache_hits": {"regions": false, "region_embeddings": false},
      "warnings": ["..."]}
 
-`result_to_query_result` turns it back into the core `QueryResult`, and `item_image_record`
-a whole stored image of a job into the core `ImageRecord` (exports, the assistant's screen
-context).
+Its query part is `QueryResult.to_dict()`; `result_to_query_result` turns it back into
+the core `QueryResult`, and `item_image_record` a whole stored image of a job into the
+core `ImageRecord` (exports, the assistant's screen context).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
-from seglens.core.types import (
-    DEFAULT_ALPHA,
-    CocoRle,
-    GenerationParams,
-    ImageInfo,
-    Match,
-    QueryParams,
-    QueryResult,
-    check_alpha,
-)
+from seglens.core.types import ImageInfo, JobParams, QueryResult
 from seglens.storage.records import JobItemRecord, JobRecord, StoredImage
 
-__all__ = ["JobParams", "item_image_record", "query_result_to_dict", "result_to_query_result"]
-
-
-@dataclass(frozen=True)
-class JobParams:
-    """What a job runs with: the query settings `matching` (core `QueryParams`), the point
-    grid `points_per_side` (None: the profile's), `alpha` the overlay opacity of exported
-    overlays, and `profile` (None: the server's).
-
-    Stored flat, as the job's ``params`` column and in exports: ``{"threshold",
-    "merge_threshold", "mode", "merge_strategy", "points_per_side", "alpha", "profile"}``
-    (`to_dict` / `from_dict`).
-    """
-
-    matching: QueryParams = field(default_factory=QueryParams)
-    points_per_side: int | None = None
-    alpha: float = DEFAULT_ALPHA
-    profile: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.matching, QueryParams):
-            raise ValueError(f"matching must be a QueryParams, got {type(self.matching).__name__}")
-        grid = self.points_per_side
-        low, high = GenerationParams.POINTS_PER_SIDE_MIN, GenerationParams.POINTS_PER_SIDE_MAX
-        if grid is not None and (
-            isinstance(grid, bool) or not isinstance(grid, int) or not low <= grid <= high
-        ):
-            raise ValueError(f"points_per_side must be an integer in {low}..{high}, got {grid!r}")
-        check_alpha(self.alpha)
-
-    def query_params(self) -> QueryParams:
-        """The query settings (`matching`)."""
-        return self.matching
-
-    def generation(self, base: GenerationParams) -> GenerationParams:
-        if self.points_per_side is None:
-            return base
-        return replace(base, points_per_side=self.points_per_side)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            **asdict(self.matching),
-            "points_per_side": self.points_per_side,
-            "alpha": self.alpha,
-            "profile": self.profile,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JobParams:
-        """The inverse of `to_dict`; missing keys take their defaults, unknown keys are
-        ignored. Raises ValueError for a value out of range."""
-        matching = QueryParams(**{k: v for k, v in data.items() if k in _QUERY_FIELDS})
-        rest = {k: v for k, v in data.items() if k in _OWN_FIELDS}
-        return cls(matching=matching, **rest)
-
-
-_QUERY_FIELDS = frozenset(f.name for f in fields(QueryParams))
-_OWN_FIELDS = frozenset(f.name for f in fields(JobParams)) - {"matching"}
-
-
-def match_to_dict(match: Match) -> dict[str, Any]:
-    return {
-        "keyword": match.keyword,
-        "score": float(match.score),
-        "cosine": float(match.cosine),
-        "bbox_xyxy": [float(v) for v in match.bbox_xyxy],
-        "area": int(match.area),
-        "region_indices": [int(i) for i in match.region_indices],
-        "rle": {"size": [int(v) for v in match.rle["size"]], "counts": match.rle["counts"]},
-    }
-
-
-def query_result_to_dict(result: QueryResult) -> dict[str, Any]:
-    return {
-        "num_regions": int(result.num_regions),
-        "image_matched": bool(result.image_matched),
-        "missing_keywords": list(result.missing_keywords),
-        "excluded_by": list(result.excluded_by),
-        "best_scores": {k: float(v) for k, v in result.best_scores.items()},
-        "matches": [match_to_dict(m) for m in result.matches],
-    }
+__all__ = ["JobParams", "item_image_record", "result_to_query_result"]
 
 
 def result_to_query_result(stored: dict[str, Any], query: str, params: JobParams) -> QueryResult:
     """The core `QueryResult` of a stored result (for COCO, CSV and overlay exports)."""
     image = stored.get("image", {})
-    matches = tuple(
-        Match(
-            keyword=m["keyword"],
-            score=float(m["score"]),
-            cosine=float(m["cosine"]),
-            rle=CocoRle(size=[int(v) for v in m["rle"]["size"]], counts=str(m["rle"]["counts"])),
-            bbox_xyxy=(
-                float(m["bbox_xyxy"][0]),
-                float(m["bbox_xyxy"][1]),
-                float(m["bbox_xyxy"][2]),
-                float(m["bbox_xyxy"][3]),
-            ),
-            area=int(m["area"]),
-            region_indices=tuple(int(i) for i in m.get("region_indices", ())),
-        )
-        for m in stored.get("matches", ())
-    )
-    return QueryResult(
+    return QueryResult.from_dict(
+        stored,
         query=parse_query(query),
         params=params.matching,
         image_size_hw=(int(image.get("height", 0)), int(image.get("width", 0))),
-        num_regions=int(stored.get("num_regions", 0)),
-        matches=matches,
-        image_matched=bool(stored.get("image_matched", False)),
-        missing_keywords=tuple(stored.get("missing_keywords", ())),
-        excluded_by=tuple(stored.get("excluded_by", ())),
-        best_scores={k: float(v) for k, v in stored.get("best_scores", {}).items()},
     )
 
 
@@ -171,6 +60,6 @@ def item_image_record(item: JobItemRecord, job: JobRecord, image: StoredImage | 
             bytes=image.bytes,
             filename=image.filename,
         )
-        record.result = result_to_query_result(item.result, job.query, JobParams.from_dict(job.params))
+        record.result = result_to_query_result(item.result, job.query, job.params)
         record.cache_hits = dict(item.result.get("cache_hits", {}))
     return record

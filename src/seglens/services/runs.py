@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seglens import __version__
+from seglens._version import __version__
 from seglens.core.exports import ImageRecord, coco_document, csv_text, match_rows, report_entry
 from seglens.core.images import ImageError
 from seglens.core.query import parse_query

@@ -19,7 +19,7 @@ import numpy as np
 
 from seglens.core.query import parse_query
 from seglens.core.types import CocoRle, Query, Regions
-from seglens.services.errors import InvalidInput
+from seglens.services.errors import invalid_input
 from seglens.services.history import HistoryService
 from seglens.services.pipeline import Pipeline
 from seglens.services.provider import PipelineProvider
@@ -72,10 +72,8 @@ class SearchService:
         self.models_wait_s = models_wait_s
 
     def search(self, query: str, *, limit: int = 50, threshold: float = 0.0) -> SearchOutcome:
-        try:
+        with invalid_input("invalid_query"):
             parsed = parse_query(query)
-        except ValueError as error:
-            raise InvalidInput("invalid_query", str(error)) from None
         pipeline = self.provider.get(self.models_wait_s)
         started = time.perf_counter()
         # Interactive: scoring may embed new keywords with the models, ahead of batch work.

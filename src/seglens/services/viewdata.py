@@ -21,7 +21,7 @@ from PIL import Image
 from seglens.core.query import parse_query
 from seglens.core.types import GenerationParams, RegionScores
 from seglens.core.viewdata import DisplayRuns, OverlapPairs, display_runs, display_size, overlap_pairs
-from seglens.services.errors import InvalidInput
+from seglens.services.errors import InvalidInput, invalid_input
 from seglens.services.images import ImageService
 from seglens.services.interactive import check_points_per_side
 from seglens.services.pipeline import Pipeline, Segmentation
@@ -92,10 +92,8 @@ class ViewDataService:
         image = self.images.get(image_id)
         parsed = None
         if query is not None:
-            try:
+            with invalid_input("invalid_query"):
                 parsed = parse_query(query)
-            except ValueError as error:
-                raise InvalidInput("invalid_query", str(error)) from None
         if not 16 <= max_side_px <= 4096:
             raise InvalidInput("invalid_params", f"max_side_px must be in 16..4096, got {max_side_px}")
         if not masks and parsed is None:
@@ -104,10 +102,8 @@ class ViewDataService:
         pipeline = self.provider.get(self.models_wait_s)
         generation = pipeline.generation
         if points_per_side is not None:
-            try:
+            with invalid_input("invalid_params"):
                 generation = replace(generation, points_per_side=points_per_side)
-            except ValueError as error:
-                raise InvalidInput("invalid_params", str(error)) from None
         timings: dict[str, float] = {}
         started = time.perf_counter()
         with self.scheduler.interactive():

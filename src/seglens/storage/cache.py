@@ -60,9 +60,12 @@ class ArtifactCache:
 
     # -- regions -----------------------------------------------------------------------
     def regions_path(self, sha: str, regions_key: str) -> Path:
+        """Where the regions of image `sha` under `regions_key` (proposer id + generation
+        params) are kept (a JSON file)."""
         return self._image_dir("regions", sha) / f"{regions_key}.json"
 
     def load_regions(self, sha: str, regions_key: str) -> Regions | None:
+        """The cached regions, or None when missing, unreadable or written in another format."""
         path = self.regions_path(sha, regions_key)
         try:
             data = json.loads(path.read_text())
@@ -82,6 +85,7 @@ class ArtifactCache:
         )
 
     def save_regions(self, sha: str, regions_key: str, regions: Regions, meta: dict[str, Any]) -> None:
+        """Cache `regions` with `meta` (what produced them) as JSON, atomically."""
         data = {
             "format": _FORMAT,
             "meta": meta,
@@ -98,24 +102,33 @@ class ArtifactCache:
 
     # -- arrays -----------------------------------------------------------------------
     def region_embeddings_path(self, sha: str, regions_key: str, embed_key: str) -> Path:
+        """Where the region embeddings of those regions under embedder key `embed_key` are kept
+        (a .npy file)."""
         return self._image_dir("region-embeddings", sha) / f"{regions_key}-{embed_key}.npy"
 
     def load_array(self, path: Path) -> np.ndarray | None:
+        """The array at `path`, or None when missing or unreadable (pickles are refused)."""
         try:
             return np.load(path, allow_pickle=False)
         except (FileNotFoundError, ValueError, OSError):
             return None
 
     def save_array(self, path: Path, array: np.ndarray) -> None:
+        """Write `array` to `path` as .npy, atomically."""
         atomic_write(path, lambda h: np.save(h, array, allow_pickle=False))
 
     def text_embedding_path(self, embed_key: str, text: str) -> Path:
+        """Where the embedding of `text` under embedder key `embed_key` is kept (a .npy file
+        named by the text's hash)."""
         return self.root / "text-embeddings" / embed_key / f"{digest(text)}.npy"
 
     def image_embedding_path(self, sha: str, proposer_key: str) -> Path:
+        """Where the image embedding of image `sha` under proposer key `proposer_key` is kept
+        (a .npz file)."""
         return self._image_dir("image-embeddings", sha) / f"{proposer_key}.npz"
 
     def load_arrays(self, path: Path) -> dict[str, np.ndarray] | None:
+        """The named arrays of the .npz at `path`, or None when missing or unreadable."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
@@ -123,9 +136,12 @@ class ArtifactCache:
             return None
 
     def save_arrays(self, path: Path, arrays: dict[str, np.ndarray]) -> None:
+        """Write the named `arrays` to `path` as .npz, atomically."""
         atomic_write(path, lambda h: np.savez(h, **arrays))  # type: ignore[arg-type]
 
     def load_image_embedding(self, sha: str, proposer_key: str) -> dict[str, np.ndarray] | None:
+        """The cached image embedding's arrays, or None; a hit marks it recently used (evicted
+        last)."""
         path = self.image_embedding_path(sha, proposer_key)
         arrays = self.load_arrays(path)
         if arrays is not None:
@@ -185,6 +201,7 @@ class ArtifactCache:
             self._image_embedding_bytes = None  # recounted at the next save
 
     def regions_for_image(self, sha: str) -> list[Path]:
+        """Every cached region file of image `sha`, sorted by path."""
         directory = self._image_dir("regions", sha)
         return sorted(directory.glob("*.json")) if directory.exists() else []
 

@@ -78,13 +78,17 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
+        """A session in a read transaction (concurrent readers are fine)."""
         with self._readers() as session, session.begin():
             yield session
 
     @contextmanager
     def write(self) -> Iterator[Session]:
+        """A session in a write transaction, committed on a clean exit and rolled back on an
+        error; writers take turns."""
         with self._writers() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
+        """Close every pooled connection (the database file stays)."""
         self.engine.dispose()

@@ -27,6 +27,7 @@ _ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 def is_image_id(value: str) -> bool:
+    """Whether `value` has the form of an image id (64 lowercase hex digits: a sha256)."""
     return bool(_ID.match(value))
 
 
@@ -45,14 +46,20 @@ class ImageFiles:
         return image_id
 
     def original_path(self, image_id: str) -> Path:
+        """Where image `image_id`'s uploaded bytes are kept; ValueError for a string that is
+        not an image id."""
         image_id = self._checked(image_id)
         return self.root / "images" / image_id[:2] / image_id
 
     def thumbnail_path(self, image_id: str) -> Path:
+        """Where its thumbnail at `thumbnail_px` is kept (JPEG); ValueError for a string that
+        is not an image id."""
         image_id = self._checked(image_id)
         return self.root / "thumbnails" / image_id[:2] / f"{image_id}-{self.thumbnail_px}.jpg"
 
     def save_original(self, image_id: str, data: bytes) -> Path:
+        """Store the uploaded bytes unless they are there already (content-addressed),
+        atomically; returns the path."""
         path = self.original_path(image_id)
         if not path.exists():
             atomic_write(path, data)
@@ -64,6 +71,7 @@ class ImageFiles:
         self.thumbnail_path(image_id).unlink(missing_ok=True)
 
     def read_original(self, image_id: str) -> bytes:
+        """The uploaded bytes; FileNotFoundError when the file is gone."""
         return self.original_path(image_id).read_bytes()
 
     def save_thumbnail(self, image_id: str, pixels: np.ndarray) -> Path:

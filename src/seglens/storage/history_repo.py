@@ -31,6 +31,9 @@ def _escape_like(text: str) -> str:
 
 
 class HistoryRepository:
+    """The history log (level 3): interactive requests as stored rows, listed together with
+    jobs newest first."""
+
     def __init__(self, db: Database):
         self.db = db
 

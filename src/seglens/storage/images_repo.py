@@ -29,6 +29,8 @@ def _image(row: ImageRow) -> StoredImage:
 
 
 class ImageRepository:
+    """Uploaded images' records in the database; safe to share between threads."""
+
     def __init__(self, db: Database):
         self.db = db
 
@@ -82,6 +84,7 @@ class ImageRepository:
         return added
 
     def get(self, image_id: str) -> StoredImage | None:
+        """The image `image_id`, or None."""
         with self.db.read() as session:
             row = session.get(ImageRow, image_id)
             return _image(row) if row else None
@@ -96,6 +99,8 @@ class ImageRepository:
             return [_image(r) for r in rows], int(total or 0)
 
     def get_many(self, image_ids: Sequence[str]) -> dict[str, StoredImage]:
+        """The images of `image_ids` that exist, by id (read in chunks, so any number of ids
+        works)."""
         found: dict[str, StoredImage] = {}
         with self.db.read() as session:
             for start in range(0, len(image_ids), _CHUNK):

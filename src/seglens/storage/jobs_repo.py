@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from seglens.core.types import JobParams
 from seglens.storage.db import Database
 from seglens.storage.records import (
     ACTIVE_JOB_STATES,
@@ -34,10 +35,15 @@ _OPEN_ITEM_STATES = ("pending", "running")
 
 @dataclass(frozen=True)
 class NewJob:
+    """A job to create: its `id`, the `query` text and its parsed `keywords` (for keyword
+    filters), `params` (stored as `JobParams.to_dict()`), the `profile` (None: the
+    server's), whether its results are `meaningless`, the images in order (duplicates
+    already dropped) and its `priority` (higher runs first)."""
+
     id: str
     query: str
     keywords: tuple[str, ...]
-    params: dict[str, Any]
+    params: JobParams
     profile: str | None
     meaningless: bool
     image_ids: tuple[str, ...]
@@ -57,7 +63,7 @@ def _job(row: JobRow) -> JobRecord:
         id=row.id,
         status=row.status,  # type: ignore[arg-type]
         query=row.query,
-        params=dict(row.params),
+        params=JobParams.from_dict(row.params or {}),
         profile=row.profile,
         models=dict(row.models or {}),
         meaningless=row.meaningless,
@@ -116,6 +122,8 @@ class JobRepository:
 
     # -- creation and reads ---------------------------------------------------------
     def create(self, job: NewJob) -> JobRecord:
+        """Store `job` as ``queued`` with one ``pending`` item per image and a ``created``
+        event; returns it as stored."""
         now = utcnow()
         with self.db.write() as session:
             row = JobRow(
@@ -123,7 +131,7 @@ class JobRepository:
                 status="queued",
                 query=job.query,
                 keywords=keywords_key(job.keywords),
-                params=job.params,
+                params=job.params.to_dict(),
                 profile=job.profile,
                 models={},
                 meaningless=job.meaningless,
@@ -147,6 +155,7 @@ class JobRepository:
             return _job(row)
 
     def get(self, job_id: str) -> JobRecord | None:
+        """The job `job_id`, or None."""
         with self.db.read() as session:
             row = session.get(JobRow, job_id)
             return _job(row) if row else None
@@ -189,11 +198,14 @@ class JobRepository:
             offset += batch
 
     def item(self, job_id: str, image_id: str) -> JobItemRecord | None:
+        """The image `image_id` of job `job_id`, or None."""
         with self.db.read() as session:
             row = session.get(JobItemRow, (job_id, image_id))
             return _item(row) if row else None
 
     def events(self, job_id: str) -> list[JobEvent]:
+        """The job's timeline (``created``, ``started``, ``cancelled``, ...), oldest first;
+        empty for an unknown job."""
         with self.db.read() as session:
             rows = session.scalars(
                 select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
@@ -212,6 +224,7 @@ class JobRepository:
             return int(total or 0)
 
     def count_by_status(self) -> dict[str, int]:
+        """The number of jobs in each state (only states some job is in)."""
         with self.db.read() as session:
             rows = session.execute(select(JobRow.status, func.count()).group_by(JobRow.status)).all()
             return {str(status): int(n) for status, n in rows}
@@ -259,6 +272,8 @@ class JobRepository:
             return ClaimedItem(_job(job), _item(item))
 
     def record_models(self, job_id: str, models: dict[str, Any], meaningless: bool) -> None:
+        """Record the model ids (and whether they are meaningless) a job's images ran with,
+        when they differ from those stored; nothing for an unknown job."""
         with self.db.write() as session:
             job = session.get(JobRow, job_id)
             if job is not None and job.models != models:
@@ -394,12 +409,14 @@ class JobRepository:
             return [job.id for job in jobs]
 
     def ids_with_status(self, status: str) -> list[str]:
+        """The ids of the jobs in `status`, oldest first."""
         with self.db.read() as session:
             return list(
                 session.scalars(select(JobRow.id).where(JobRow.status == status).order_by(JobRow.created_at))
             )
 
     def delete(self, job_id: str) -> bool:
+        """Delete the job with its items and events; False when there was none."""
         with self.db.write() as session:
             session.execute(delete(JobItemRow).where(JobItemRow.job_id == job_id))
             session.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from seglens.core.types import JobParams
+from seglens.errors import TransitionError
+
 __all__ = [
     "ACTIVE_JOB_STATES",
     "FINISHED_JOB_STATES",
@@ -31,14 +34,6 @@ JobState = Literal["queued", "running", "completed", "failed", "cancelled", "int
 ItemState = Literal["pending", "running", "done", "failed", "skipped"]
 ACTIVE_JOB_STATES: tuple[JobState, ...] = ("queued", "running")
 FINISHED_JOB_STATES: tuple[JobState, ...] = ("completed", "failed", "cancelled")
-
-
-class TransitionError(Exception):
-    """A job cannot make the requested transition from its current `status`."""
-
-    def __init__(self, status: str, message: str):
-        super().__init__(message)
-        self.status = status
 
 
 def keywords_key(keywords: tuple[str, ...] | list[str]) -> str:
@@ -63,10 +58,12 @@ class StoredImage:
 
 @dataclass(frozen=True)
 class JobRecord:
+    """A job as stored; `params` is stored as ``JobParams.to_dict()`` (JSON)."""
+
     id: str
     status: JobState
     query: str
-    params: dict[str, Any]
+    params: JobParams
     profile: str | None
     models: dict[str, Any]
     meaningless: bool
@@ -108,6 +105,9 @@ class JobItemRecord:
 
 @dataclass(frozen=True)
 class JobEvent:
+    """One entry of a job's timeline: when, what (`kind`: ``created``, ``started``,
+    ``cancelled``, ...) and an optional message."""
+
     at: datetime
     kind: str
     message: str | None = None

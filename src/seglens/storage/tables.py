@@ -38,6 +38,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
+    """Now, as an aware UTC datetime (what every timestamp column takes)."""
     return datetime.now(timezone.utc)
 
 
@@ -48,6 +49,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """An aware datetime → naive UTC for storage; ValueError for a naive one."""
         if value is None:
             return None
         if value.tzinfo is None:
@@ -55,10 +57,14 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.astimezone(timezone.utc).replace(tzinfo=None)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Stored naive UTC → an aware UTC datetime."""
         return None if value is None else value.replace(tzinfo=timezone.utc)
 
 
 class Base(DeclarativeBase):
+    """The declarative base of every table, with constraint names fixed by convention (so
+    migrations can name them)."""
+
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 

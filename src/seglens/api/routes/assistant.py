@@ -53,7 +53,7 @@ from seglens.core.types import GenerationParams, QueryParams
 from seglens.services.assistant import DoneEvent
 from seglens.services.assistant_chat import ChatTurn
 from seglens.services.assistant_context import ContextRequest
-from seglens.services.errors import InvalidInput
+from seglens.services.errors import InvalidInput, invalid_input
 from seglens.services.jobs_types import JobParams
 from seglens.storage.conversations_repo import ConversationRecord, MessageRecord
 
@@ -94,11 +94,9 @@ _SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
 def _context(body: AssistantContextIn | None) -> ContextRequest | None:
     if body is None:
         return None
-    try:
+    with invalid_input("invalid_context"):
         params = body.params.job_params()
         return ContextRequest(job_id=body.job_id, image_id=body.image_id, query=body.query, params=params)
-    except ValueError as error:
-        raise InvalidInput("invalid_context", str(error)) from None
 
 
 def _sse(event: str, data: dict[str, Any]) -> str:

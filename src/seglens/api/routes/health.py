@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from seglens import __version__
+from seglens._version import __version__
 from seglens.api.deps import RuntimeDep
 from seglens.api.schemas import HealthOut, LivenessOut, LoadingOut, QueueOut
 from seglens.api.security import token_matches

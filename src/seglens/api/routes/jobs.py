@@ -18,7 +18,7 @@ from seglens.api.errors import responses
 from seglens.api.schemas import ImageLogOut, JobCreate, JobEventOut, JobOut, JobPage, JobStatsOut, ResultPage
 from seglens.api.views import image_log_out, job_out, result_out, stats_out, warning_for
 from seglens.core.types import MatchMode
-from seglens.services.errors import InvalidInput
+from seglens.services.errors import invalid_input
 from seglens.storage.records import FINISHED_JOB_STATES
 
 __all__ = ["router"]
@@ -44,10 +44,8 @@ def create_job(jobs: JobsDep, body: JobCreate) -> JobOut:
     """Queues one image per id (duplicates dropped). One-image jobs go ahead of batches.
     409 when `params.profile` is not the server's; 429 with `Retry-After` when the images
     waiting across all jobs would pass SEGLENS_MAX_QUEUE."""
-    try:
+    with invalid_input("invalid_params"):
         params = body.params.job_params()
-    except ValueError as error:
-        raise InvalidInput("invalid_params", str(error)) from None
     return job_out(jobs.create(body.image_ids, body.query, params))
 
 

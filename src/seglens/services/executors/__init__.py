@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from seglens.errors import ExecutorUnavailable
 from seglens.services.images import ImageService
 from seglens.services.jobs_worker import FilesSink, RenderSpec
 from seglens.services.provider import PipelineProvider
@@ -25,12 +26,12 @@ from seglens.storage.jobs_repo import ClaimedItem, JobRepository
 __all__ = ["Executor", "ExecutorUnavailable", "build_executor"]
 
 
-class ExecutorUnavailable(RuntimeError):
-    """The executor cannot start (Ray missing or unreachable, workers that cannot load
-    the models); the message says why and what to do."""
-
-
 class Executor(Protocol):
+    """Where a job's images run (`local` threads or `ray` actors): started once, then asked to
+    `process` each claimed image, which it computes and commits exactly once. `workers` is
+    how many scheduler threads feed it; `yield_to_interactive` and `nice` say whether its
+    work steps aside for interactive requests."""
+
     name: str
     # Scheduler threads, known once `start` has returned.
     workers: int

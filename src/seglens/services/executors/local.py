@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from seglens.errors import ExecutorUnavailable
 from seglens.services.jobs_worker import ItemProcessor
 from seglens.settings import Settings
 from seglens.storage.jobs_repo import ClaimedItem
@@ -41,8 +42,6 @@ class LocalExecutor:
         return provider.wait(timeout_s) and provider.pipeline is not None
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
-        from seglens.services.executors import ExecutorUnavailable
-
         provider = self.processor.provider
         provider.start()
         provider.wait(timeout_s)

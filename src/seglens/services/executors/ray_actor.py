@@ -2,48 +2,77 @@
 wraps this class with ``ray.remote``).
 
 An actor loads the pipeline once, in its constructor, then computes one image per call
-and returns the plain outcome dict of `seglens.services.jobs_worker.compute_outcome`. It
-never touches the job store: the driver commits results.
+and returns its `ItemOutcome` (`seglens.services.jobs_worker.compute_outcome`). It never
+touches the job store: the driver commits results.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seglens.core.images import DEFAULT_MAX_PIXELS, ImageError, load_image
-from seglens.services.jobs_worker import RenderSpec, compute_outcome
+from seglens.core.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, ImageError, LoadedImage, load_image
+from seglens.core.types import JobParams
+from seglens.services.jobs_worker import ItemOutcome, RenderSpec, compute_outcome
 from seglens.services.pipeline import Pipeline
 
-__all__ = ["ImageTask", "SegmentWorker"]
+__all__ = ["ImageTask", "SegmentWorker", "WorkerConfig"]
 
-# The task a driver sends with an image: ``image_id``, ``filename`` (for messages),
-# ``path`` (a file on a shared mount) or None when the bytes travel with the call,
-# ``query``, ``params`` (a job's params dict), ``render`` (None, or ``{"cutouts": bool}``).
-ImageTask = dict[str, Any]
+
+@dataclass(frozen=True)
+class ImageTask:
+    """The task a driver sends with an image: `filename` names it in messages; `path` is
+    a file on a shared mount, or None when the bytes travel with the call; `query` and
+    `params` are the job's; `render` asks for rendered files (headless batches)."""
+
+    image_id: str
+    filename: str | None
+    query: str
+    params: JobParams
+    path: str | None = None
+    render: RenderSpec | None = None
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What an actor loads and how: the `profile` and its overrides (`proposer`,
+    `embedder`, `device`, `dtype`, `backend`; None: the profile's or the setting's),
+    `data_dir` (models and the artifact cache), whether it may download weights, the
+    image limits, and `nice`: CPU priority steps below the server's request threads (a
+    Ray private to this machine)."""
+
+    profile: str
+    data_dir: str
+    device: str | None = None
+    dtype: str | None = None
+    proposer: str | None = None
+    embedder: str | None = None
+    backend: str | None = None
+    allow_download: bool = True
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    nice: int = 0
 
 
 class SegmentWorker:
-    """`config`: ``profile``, ``data_dir`` (models and the artifact cache), ``device``,
-    ``dtype``, ``proposer``, ``embedder``, ``allow_download``, ``max_pixels``,
-    ``max_bytes``, ``nice`` (CPU priority steps below the server's request threads, for
-    a Ray private to this machine). Torch's CPU threads follow the actor's CPUs: Ray
-    sets ``OMP_NUM_THREADS`` to them."""
+    """A Ray actor's body: the pipeline of `config`, loaded once. Torch's CPU threads
+    follow the actor's CPUs: Ray sets ``OMP_NUM_THREADS`` to them."""
 
-    def __init__(self, config: dict[str, Any]):
-        self.config = dict(config)
-        nice = int(config.get("nice") or 0)
-        if nice > 0 and hasattr(os, "nice"):
-            os.nice(nice)
+    def __init__(self, config: WorkerConfig):
+        self.config = config
+        if config.nice > 0 and hasattr(os, "nice"):
+            os.nice(config.nice)
         self.pipeline = Pipeline.from_profile(
-            config["profile"],
-            data_dir=config["data_dir"],
-            device=config.get("device"),
-            dtype=config.get("dtype"),
-            proposer=config.get("proposer"),
-            embedder=config.get("embedder"),
-            allow_download=bool(config.get("allow_download", True)),
+            config.profile,
+            data_dir=config.data_dir,
+            device=config.device,
+            dtype=config.dtype,
+            proposer=config.proposer,
+            embedder=config.embedder,
+            backend=config.backend,
+            allow_download=config.allow_download,
         )
         self.images = 0
 
@@ -56,30 +85,28 @@ class SegmentWorker:
             "images": self.images,
         }
 
-    def process(self, task: ImageTask, data: bytes | None) -> dict[str, Any]:
-        max_pixels = int(self.config.get("max_pixels", DEFAULT_MAX_PIXELS))
-        max_bytes = int(self.config.get("max_bytes", 50 * 1024 * 1024))
+    def process(self, task: ImageTask, data: bytes | None) -> ItemOutcome:
+        """Compute one image (`data`: its bytes, or None to read `task.path`); never raises."""
+        max_pixels, max_bytes = self.config.max_pixels, self.config.max_bytes
 
-        def load() -> Any:
+        def load() -> LoadedImage:
             payload = data
             if payload is None:
                 try:
-                    payload = Path(task["path"]).read_bytes()
+                    payload = Path(task.path or "").read_bytes()
                 except OSError as error:
                     raise ImageError(
-                        f"{task.get('filename') or task['path']}: cannot read on the worker "
+                        f"{task.filename or task.path}: cannot read on the worker "
                         f"({error.strerror or error})",
                         "unreadable",
                     ) from None
             return load_image(
                 payload,
-                filename=task.get("filename"),
+                filename=task.filename,
                 max_pixels=max_pixels,
                 max_bytes=max(max_bytes, len(payload)),
             )
 
-        render = RenderSpec(**task["render"]) if task.get("render") is not None else None
-        outcome = compute_outcome(self.pipeline, load, task["query"], task["params"], render)
+        outcome = compute_outcome(self.pipeline, load, task.query, task.params, task.render)
         self.images += 1
-        outcome["log_fields"] = {"executor": "ray", "worker_pid": os.getpid()}
-        return outcome
+        return outcome.with_log_fields(executor="ray", worker_pid=os.getpid())

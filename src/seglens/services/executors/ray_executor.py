@@ -25,13 +25,15 @@ import logging
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from seglens.errors import ExecutorUnavailable
 from seglens.services.errors import NotFound
-from seglens.services.executors import ExecutorUnavailable
+from seglens.services.executors.ray_actor import ImageTask, SegmentWorker, WorkerConfig
 from seglens.services.images import ImageService
-from seglens.services.jobs_worker import ItemProcessor
+from seglens.services.jobs_worker import ItemOutcome, ItemProcessor
 from seglens.services.logcontext import bind
 from seglens.settings import Settings
 from seglens.storage.jobs_repo import ClaimedItem, JobRepository
@@ -139,7 +141,8 @@ class RayExecutor:
         self.nice = 0
         self.actors: list[Any] = []
         self._owns_ray = False
-        self._slots: _Slots | None = None
+        # No actor, so no slot, until `start` has made them.
+        self._slots = _Slots(0, 0)
         self._closing = threading.Event()
         self._ready = threading.Event()
         self._error: str | None = None
@@ -176,8 +179,6 @@ class RayExecutor:
         self.yield_to_interactive = private
         self.nice = self.settings.worker_nice if private else 0
         count, cpus, gpus = self._shape(ray.cluster_resources())
-        from seglens.services.executors.ray_actor import SegmentWorker
-
         # One image at a time per actor (a sync actor); Ray restarts a lost actor, and
         # this executor, not Ray, sends its in-flight images to another one.
         actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=0)(
@@ -212,21 +213,22 @@ class RayExecutor:
             )
         return count, cpus, gpus
 
-    def _actor_config(self, gpus: float, private: bool) -> dict[str, Any]:
+    def _actor_config(self, gpus: float, private: bool) -> WorkerConfig:
         s = self.settings
-        return {
-            "profile": s.profile,
-            "data_dir": str(s.data_dir.resolve()),
+        return WorkerConfig(
+            profile=s.profile,
+            data_dir=str(s.data_dir.resolve()),
             # Ray hands each GPU actor its own device as cuda:0.
-            "device": "cuda" if gpus > 0 else s.device,
-            "dtype": s.dtype,
-            "proposer": s.proposer,
-            "embedder": s.embedder,
-            "allow_download": s.allow_download,
-            "max_pixels": s.max_pixels,
-            "max_bytes": s.max_upload_bytes,
-            "nice": s.worker_nice if private else 0,
-        }
+            device="cuda" if gpus > 0 else s.device,
+            dtype=s.dtype,
+            proposer=s.proposer,
+            embedder=s.embedder,
+            backend=s.backend,
+            allow_download=s.allow_download,
+            max_pixels=s.max_pixels,
+            max_bytes=s.max_upload_bytes,
+            nice=s.worker_nice if private else 0,
+        )
 
     def _await_actors(self) -> None:
         import ray
@@ -277,8 +279,7 @@ class RayExecutor:
         """Stop waiting for results, kill the actors, and shut Ray down if this executor
         started it."""
         self._closing.set()
-        if self._slots is not None:
-            self._slots.close()
+        self._slots.close()
         with self._active_cond:
             deadline = time.monotonic() + 5.0
             while self._active and time.monotonic() < deadline:
@@ -317,18 +318,16 @@ class RayExecutor:
         import ray
 
         started = time.perf_counter()
-        outcome: dict[str, Any]
+        outcome: ItemOutcome
         try:
             task, data = self._task(claimed)
         except NotFound as error:
-            outcome = {"ok": False, "error": str(error), "error_code": error.code, "timings_ms": {}}
-            self.committer.commit(claimed, outcome, started)
+            self.committer.commit(claimed, ItemOutcome.failed(str(error), error.code), started)
             return
         data_ref = ray.put(data) if data is not None else None
         lost = _worker_lost_errors()
         losses: list[str] = []
         avoid: int | None = None
-        assert self._slots is not None
         while True:
             index = self._slots.acquire(avoid)
             if index is None:
@@ -366,41 +365,34 @@ class RayExecutor:
                 self._slots.release(index)
                 if self._closing.is_set():
                     return
-                outcome = {
-                    "ok": False,
-                    "error": f"the Ray task failed: {_first_line(error)}",
-                    "error_code": "processing_failed",
-                    "timings_ms": {},
-                }
+                outcome = ItemOutcome.failed(
+                    f"the Ray task failed: {_first_line(error)}", "processing_failed"
+                )
                 break
             self._slots.release(index)
             break
         if losses:
-            outcome.setdefault("log_fields", {})["worker_losses"] = len(losses)
-            if outcome.get("ok") and outcome.get("result") is not None:
-                outcome["result"].setdefault("warnings", []).append(
+            outcome = outcome.with_log_fields(worker_losses=len(losses))
+            if outcome.ok and outcome.result is not None:
+                outcome.result.setdefault("warnings", []).append(
                     f"its Ray worker process was lost {len(losses)} time(s); it ran again on another worker"
                 )
         self.committer.commit(claimed, outcome, started)
 
-    def _task(self, claimed: ClaimedItem) -> tuple[dict[str, Any], bytes | None]:
+    def _task(self, claimed: ClaimedItem) -> tuple[ImageTask, bytes | None]:
         image = self.images.get(claimed.item.image_id)
         path = self.images.original_path(image.id)
-        task: dict[str, Any] = {
-            "image_id": image.id,
-            "filename": image.filename,
-            "path": None,
-            "query": claimed.job.query,
-            "params": claimed.job.params,
-            "render": None,
-        }
-        if self.committer.render is not None:
-            task["render"] = {"cutouts": self.committer.render.cutouts}
+        task = ImageTask(
+            image_id=image.id,
+            filename=image.filename,
+            query=claimed.job.query,
+            params=claimed.job.params,
+            render=self.committer.render,
+        )
         if self._shared_dir is not None:
             resolved = path.resolve()
             if resolved.is_relative_to(self._shared_dir) and resolved.is_file():
-                task["path"] = str(resolved)
-                return task, None
+                return replace(task, path=str(resolved)), None
         try:
             return task, Path(path).read_bytes()
         except FileNotFoundError:
@@ -408,7 +400,7 @@ class RayExecutor:
                 "image_file_missing", f"the file of image {image.id} is missing from the data directory"
             ) from None
 
-    def _wait(self, ref: Any, claimed: ClaimedItem) -> dict[str, Any]:
+    def _wait(self, ref: Any, claimed: ClaimedItem) -> ItemOutcome:
         import ray
 
         while True:
@@ -433,16 +425,12 @@ class RayExecutor:
         if not self._closing.is_set():
             log.info("image result discarded", extra={"fields": {"committed": False, "executor": "ray"}})
 
-    def _lost_outcome(self, losses: list[str]) -> dict[str, Any]:
-        return {
-            "ok": False,
-            "error": f"the Ray worker running this image was lost {len(losses)} time(s): {losses[-1]}",
-            "error_code": "worker_lost",
-            "timings_ms": {},
-        }
+    def _lost_outcome(self, losses: list[str]) -> ItemOutcome:
+        return ItemOutcome.failed(
+            f"the Ray worker running this image was lost {len(losses)} time(s): {losses[-1]}", "worker_lost"
+        )
 
     def _suspend(self, index: int) -> None:
-        assert self._slots is not None
         if self._slots.suspend(index):
             threading.Thread(
                 target=self._recover, args=(index,), name=f"seglens-ray-recover-{index}", daemon=True
@@ -450,7 +438,6 @@ class RayExecutor:
 
     def _recover(self, index: int) -> None:
         """Give the actor its slots back once Ray has restarted it and it answers."""
-        assert self._slots is not None
         try:
             info = self._info(index, _RECOVER_S)
         except Exception as error:
