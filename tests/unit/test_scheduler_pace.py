@@ -140,55 +140,61 @@ def test_a_batch_keeps_its_reserved_pace_while_requests_never_stop():
         assert scheduler.stop(5.0)
 
 
-def test_behind_its_pace_requests_run_one_at_a_time_in_order_and_all_run_again_on_pace():
+def test_behind_its_pace_requests_run_one_at_a_time_then_none_start_then_all_again_on_pace():
+    """Share 0.5, 1 s unloaded image: image 2 is due at 3 s, with a 2 s budget."""
     clock = _Clock()
     images = _Images(clock)
     scheduler = _scheduler(images, clock, count=4, share=0.5)
     requests = _Requests(scheduler)
     scheduler.start()
     entered: list[str] = []
+
+    def late(name: str) -> threading.Thread:
+        def run() -> None:
+            with scheduler.interactive():
+                entered.append(name)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
     try:
         assert images.started[1].wait(WAIT_S)
         # On pace: requests are not held back, however many run.
         requests.begin()
         requests.begin()
         assert scheduler.interactive_in_flight == 2 and not scheduler.batch_behind
-        clock.now += 10.0  # image 2 is overdue
+        clock.now = 4.0  # image 2 overdue, by less than a budget
         assert scheduler.batch_behind
-
-        def late(name: str) -> None:
-            with scheduler.interactive():
-                entered.append(name)
-
-        first = threading.Thread(target=late, args=("first",))
-        first.start()
+        first = late("first")
         assert _until(lambda: scheduler.interactive_waiting == 1)
-        second = threading.Thread(target=late, args=("second",))
-        second.start()
+        second = late("second")
         assert _until(lambda: scheduler.interactive_waiting == 2)
         assert entered == []
         requests.end_all()  # none running: the waiting ones run, one at a time, in order
         first.join(WAIT_S)
         second.join(WAIT_S)
         assert entered == ["first", "second"]
-        # Still behind: a request waits while another runs ...
-        requests.begin()
-        third = threading.Thread(target=late, args=("third",))
-        third.start()
+        requests.begin()  # one runs; the next waits for it
+        third = late("third")
         assert _until(lambda: scheduler.interactive_waiting == 1)
-        # ... also while the next image runs (image 2 ended far behind: image 3 starts at
-        # once, beside the open request) ...
+        clock.now = 5.5  # a whole budget overdue: no request starts, even with none running
+        requests.end_all()
+        assert scheduler.interactive_waiting == 1 and entered == ["first", "second"]
+        # Image 2 ends far behind: image 3 starts at once, and requests run one at a time.
         images.release[1].set()
         assert images.started[2].wait(WAIT_S)
-        assert scheduler.batch_behind and scheduler.interactive_waiting == 1
-        # ... until an image ends within its budget: the batch is back on pace.
-        clock.now += 0.5
-        images.release[2].set()
         third.join(WAIT_S)
         assert entered == ["first", "second", "third"]
-        requests.end_all()
+        assert scheduler.batch_behind
+        # Image 3 ends within its budget: back on pace, nothing is held back.
+        clock.now += 0.5
+        images.release[2].set()
         assert images.started[3].wait(WAIT_S)
-        assert not scheduler.batch_behind and scheduler.interactive_waiting == 0
+        assert not scheduler.batch_behind
+        requests.begin()
+        requests.begin()
+        assert scheduler.interactive_in_flight == 2 and scheduler.interactive_waiting == 0
     finally:
         for event in images.release:
             event.set()

@@ -15,22 +15,24 @@ Scheduling rules:
   starts it once the requests it found have ended: the batch's wait between two images
   is bounded by the longest of those requests, whatever the load (a request arriving
   while the worker waits may run beside the image it then starts);
-- a batch keeps a reserved share of its pace (`batch_share`, ``SEGLENS_BATCH_SHARE``):
-  with share *s* and *u* the recent time of an image run without interactive load, each
-  image is due ``u / (s * workers)`` seconds (its *budget*) after the previous one ended,
-  or after the first one started. The due time moves by one budget per finished image and
-  stays within one budget of the present: a sliding window of about two images, so a
-  batch that ran ahead banks at most one image and one that fell far behind owes at most
-  one. While an image is overdue the batch is *behind* and boosted until it is back on
-  pace: the worker does not wait for interactive requests before its next image, its
-  thread returns to the request threads' CPU priority (where the OS lets a process raise
-  a thread's priority again: root, ``CAP_SYS_NICE`` or ``RLIMIT_NICE``; elsewhere it stays
-  niced), and interactive requests run one at a time, in arrival order, the others
-  waiting at the gate (a wait bounded by the image in flight). On pace none of this
-  applies: the worker yields and runs ``nice`` steps lower as above. Share 0 turns the
-  reservation off (interactive first, whatever the batch's pace); so does an executor
-  whose images run elsewhere (`yield_to_interactive` False: holding requests back frees
-  nothing here);
+- a batch keeps a reserved share of its pace (`batch_share`, ``SEGLENS_BATCH_SHARE``).
+  With share *s* and *u* the recent time of an image run without interactive load, an
+  image's *budget* is ``u / (s * workers)``: each image is due one budget after the
+  previous one ended (the first, one budget after it started). A finished image moves the
+  due time on by one budget, kept within one budget of the present (a sliding window of
+  about two images: a batch that ran ahead banks at most one image, one that fell far
+  behind owes at most one). While an image is overdue the batch is *behind*: the worker
+  does not wait for interactive requests before its next image, its thread returns to the
+  request threads' CPU priority (where the OS lets a process raise a thread's priority
+  again: root, ``CAP_SYS_NICE`` or ``RLIMIT_NICE``; elsewhere it stays niced), and
+  interactive requests run one at a time, in arrival order, the others waiting at the
+  gate. Once the image is a whole budget overdue (ageing), no new interactive request
+  starts until it ends: from then on it shares the machine only with the requests
+  already running, whatever the load. A request's wait at the gate is bounded by the
+  image in flight. On pace none of this applies: the worker yields and runs ``nice``
+  steps lower as above. Share 0 turns the reserve off (interactive first, whatever the
+  batch's pace); so does an executor whose images run elsewhere
+  (`yield_to_interactive` False: holding requests back frees nothing here);
 - `stop` lets in-flight images finish (up to a grace period) and starts nothing new.
 
 The models are shared by all workers (the pipeline runs one call at a time per model:
@@ -184,7 +186,8 @@ class Scheduler:
 
     def _pass_gate(self, ticket: int) -> None:
         """Wait (holding `_cond`) while the batch is behind its pace and another request
-        runs or waits ahead of this one; one at a time, in ticket order, until then."""
+        runs or waits ahead of this one (one at a time, in ticket order), or at all while
+        it is a whole budget behind."""
         if not self._behind():
             return
         self._boost(True)
@@ -192,7 +195,7 @@ class Scheduler:
         try:
             while (
                 self._behind()
-                and (self._running > 0 or ticket != min(self._waiting))
+                and (self._far_behind() or self._running > 0 or ticket != min(self._waiting))
                 and not self._stopping.is_set()
             ):
                 self._cond.wait(0.5)
@@ -292,6 +295,11 @@ class Scheduler:
     def _behind(self) -> bool:
         """Overdue while an image is in flight (requests can free CPU for it)."""
         return self._in_flight > 0 and self._overdue()
+
+    def _far_behind(self) -> bool:
+        """Overdue by a whole budget: no new interactive request starts until the image
+        in flight ends."""
+        return self._due is not None and self._clock() >= self._due + self._budget_s()
 
     def _budget_s(self) -> float:
         """Seconds an image may take at the reserved pace."""
