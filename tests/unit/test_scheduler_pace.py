@@ -277,3 +277,27 @@ def test_a_batch_behind_its_pace_runs_at_the_request_threads_priority_then_lower
         for event in images.release:
             event.set()
         assert scheduler.stop(5.0)
+
+
+def test_the_share_is_a_setting_from_the_environment_checked_and_passed_to_the_scheduler(
+    monkeypatch, tmp_path
+):
+    from pydantic import ValidationError
+
+    from seglens.services.runtime import Runtime
+    from seglens.settings import Settings
+
+    monkeypatch.setenv("SEGLENS_BATCH_SHARE", "0.25")
+    assert Settings().batch_share == 0.25
+    monkeypatch.delenv("SEGLENS_BATCH_SHARE")
+    assert Settings().batch_share == 0.5
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValidationError):
+            Settings(batch_share=bad)
+        with pytest.raises(ValueError, match="batch_share"):
+            Scheduler(_Queue(0), lambda _c: None, batch_share=bad)  # type: ignore[arg-type]
+    runtime = Runtime(Settings(data_dir=tmp_path, batch_share=0.3))
+    try:
+        assert runtime.scheduler.batch_share == 0.3
+    finally:
+        runtime.db.dispose()
