@@ -141,7 +141,8 @@ def test_a_batch_keeps_its_reserved_pace_while_requests_never_stop():
 
 
 def test_behind_its_pace_requests_run_one_at_a_time_then_none_start_then_all_again_on_pace():
-    """Share 0.5, 1 s unloaded image: image 2 is due at 3 s, with a 2 s budget."""
+    """Share 0.5, 1 s unloaded image: image 2 is due at 3 s, with a 2 s budget; from
+    4 s (a budget less an unloaded image late) it runs alone."""
     clock = _Clock()
     images = _Images(clock)
     scheduler = _scheduler(images, clock, count=4, share=0.5)
@@ -164,7 +165,7 @@ def test_behind_its_pace_requests_run_one_at_a_time_then_none_start_then_all_aga
         requests.begin()
         requests.begin()
         assert scheduler.interactive_in_flight == 2 and not scheduler.batch_behind
-        clock.now = 4.0  # image 2 overdue, by less than a budget
+        clock.now = 3.5  # image 2 overdue
         assert scheduler.batch_behind
         first = late("first")
         assert _until(lambda: scheduler.interactive_waiting == 1)
@@ -178,7 +179,7 @@ def test_behind_its_pace_requests_run_one_at_a_time_then_none_start_then_all_aga
         requests.begin()  # one runs; the next waits for it
         third = late("third")
         assert _until(lambda: scheduler.interactive_waiting == 1)
-        clock.now = 5.5  # a whole budget overdue: no request starts, even with none running
+        clock.now = 5.5  # late enough to run alone: no request starts, even with none running
         requests.end_all()
         assert scheduler.interactive_waiting == 1 and entered == ["first", "second"]
         # Image 2 ends far behind: image 3 starts at once, and requests run one at a time.

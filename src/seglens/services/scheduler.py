@@ -26,9 +26,12 @@ Scheduling rules:
   request threads' CPU priority (where the OS lets a process raise a thread's priority
   again: root, ``CAP_SYS_NICE`` or ``RLIMIT_NICE``; elsewhere it stays niced), and
   interactive requests run one at a time, in arrival order, the others waiting at the
-  gate. Once the image is a whole budget overdue (ageing), no new interactive request
-  starts until it ends: from then on it shares the machine only with the requests
-  already running, whatever the load. A request's wait at the gate is bounded by the
+  gate. Once the image is overdue by its budget less *u* (ageing), no new interactive
+  request starts until it ends: from then on it shares the machine only with the
+  requests already running. So a batch that stays behind still ends an image about
+  every budget (one budget after the last one ended, it has had *u* alone), which is
+  the reserved share of its unloaded pace, less what other processes and the requests
+  already running take. A request's wait at the gate is bounded by the
   image in flight. On pace none of this applies: the worker yields and runs ``nice``
   steps lower as above. Share 0 turns the reserve off (interactive first, whatever the
   batch's pace); so does an executor whose images run elsewhere
@@ -297,14 +300,19 @@ class Scheduler:
         return self._in_flight > 0 and self._overdue()
 
     def _far_behind(self) -> bool:
-        """Overdue by a whole budget: no new interactive request starts until the image
-        in flight ends."""
-        return self._due is not None and self._clock() >= self._due + self._budget_s()
+        """Overdue by a budget less an unloaded image: no new interactive request starts
+        until the image in flight ends."""
+        if self._due is None:
+            return False
+        return self._clock() >= self._due + max(0.0, self._budget_s() - self._unloaded_s())
+
+    def _unloaded_s(self) -> float:
+        """The recent time of an image without interactive load (a guess of 5 s at first)."""
+        return max(self._solo_item_s or self._fastest_item_s or 5.0, 1e-3)
 
     def _budget_s(self) -> float:
         """Seconds an image may take at the reserved pace."""
-        unloaded = self._solo_item_s or self._fastest_item_s or 5.0
-        return max(unloaded, 1e-3) / (self.batch_share * self.workers)
+        return self._unloaded_s() / (self.batch_share * self.workers)
 
     def _note_image(self, elapsed: float, *, solo: bool) -> None:
         """Account a finished image (holding `_cond`): its time, and the pace's due time."""
