@@ -157,8 +157,12 @@ class Scheduler:
     def interactive(self) -> Iterator[None]:
         """Run the block ahead of batch work: a worker about to start an image waits until
         this block ends if it was already running when the worker began waiting (see the
-        module docstring). Raises `Busy` when `max_interactive` interactive requests are
-        already in flight."""
+        module docstring). While a batch is behind its reserved pace, the block first
+        waits its turn (one at a time, or until the image in flight ends once the batch
+        is far behind); a request waiting counts as in flight. Raises `Busy` when
+        `max_interactive` interactive requests are already in flight. Not re-entrant:
+        a block must not open another one (it would wait for itself while a batch is
+        behind)."""
         with self._cond:
             if self._interactive >= self.max_interactive:
                 raise Busy(
@@ -222,8 +226,8 @@ class Scheduler:
 
     @property
     def batch_behind(self) -> bool:
-        """Whether a batch is behind its reserved pace (interactive requests then run one
-        at a time)."""
+        """Whether a batch is behind its reserved pace while an image is in flight
+        (interactive requests then wait their turn)."""
         with self._cond:
             return self._behind()
 
