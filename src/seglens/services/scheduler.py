@@ -16,7 +16,8 @@ Scheduling rules:
   is bounded by the longest of those requests, whatever the load (a request arriving
   while the worker waits may run beside the image it then starts);
 - a batch keeps a reserved share of its pace (`batch_share`, ``SEGLENS_BATCH_SHARE``).
-  With share *s* and *u* the recent time of an image run without interactive load, an
+  With share *s* and *u* the recent time of an image run without interactive load (until
+  one has: the fastest image since the queue was last empty, or a 5 s guess), an
   image's *budget* is ``u / (s * workers)``: each image is due one budget after the
   previous one ended (the first, one budget after it started). A finished image moves the
   due time on by one budget, kept within one budget of the present (a sliding window of
@@ -311,7 +312,8 @@ class Scheduler:
         return self._clock() >= self._due + max(0.0, self._budget_s() - self._unloaded_s())
 
     def _unloaded_s(self) -> float:
-        """The recent time of an image without interactive load (a guess of 5 s at first)."""
+        """The recent time of an image without interactive load; until one has run so,
+        the fastest image since the queue was last empty, or a guess of 5 s."""
         return max(self._solo_item_s or self._fastest_item_s or 5.0, 1e-3)
 
     def _budget_s(self) -> float:
@@ -386,7 +388,8 @@ class Scheduler:
                     self._cond.notify_all()
             if claimed is None:
                 with self._cond:
-                    self._due = None  # no batch: the pace starts again with the next image
+                    # No batch: the pace (and its fallback image time) starts again.
+                    self._due = self._fastest_item_s = None
                     self._boost(False)
                     if self._wakeups == wakeups and not self._stopping.is_set():
                         self._cond.wait(self._idle_poll_s)
