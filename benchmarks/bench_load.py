@@ -16,6 +16,10 @@ any other failure is an error. Everything runs on loopback and stops by itself (
 is cancelled at the end of the window if it has not finished). The load generator
 shares the machine's cores with the server.
 
+``BENCH_LOAD_S`` shortens or lengthens phase 3 (seconds, default 60) and
+``BENCH_LOAD_BATCH_SHARE`` sets the server's ``SEGLENS_BATCH_SHARE`` (default: the
+server's default), e.g. 0 for the scheduler without a reserved batch pace.
+
 ``run(results_dir)`` returns the figures (and writes ``results_dir/load-latest.json``);
 ``python -m benchmarks.bench_load`` prints them.
 """
@@ -38,7 +42,8 @@ from benchmarks.bench_server import _percentiles, _photos, _Server
 __all__ = ["run"]
 
 CLIENTS = 20
-LOAD_S = 60.0
+LOAD_S = float(os.environ.get("BENCH_LOAD_S", "60"))
+BATCH_SHARE = os.environ.get("BENCH_LOAD_BATCH_SHARE")
 IDLE_QUERY_S = 20.0
 BATCH_IMAGES = 30
 PROBES = 4
@@ -151,7 +156,7 @@ def run(results_dir: Path) -> dict[str, Any]:
         root = Path(tmp)
         models = root / "models"
         models.mkdir()
-        server = _Server(root, models)
+        server = _Server(root, models, {"SEGLENS_BATCH_SHARE": BATCH_SHARE} if BATCH_SHARE else None)
         try:
             probes = server.upload(_photos(PROBES, seed=99))
             idle_ids = server.upload(_photos(BATCH_IMAGES, seed=1))
@@ -169,7 +174,8 @@ def run(results_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {
         "setup": f"real `seglens serve`, tiny profile (random weights), CPU, 1 worker; {CLIENTS} `/query` "
         f"clients ({THINK_S * 1000:.0f} ms pause, Retry-After honoured) on {PROBES} cached images; "
-        f"{BATCH_IMAGES}-image batches",
+        f"{BATCH_IMAGES}-image batches; {LOAD_S:.0f} s under load; "
+        f"SEGLENS_BATCH_SHARE {BATCH_SHARE or 'default'}",
         "machine_load_average_1min": {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)},
         "idle_batch": idle_batch,
         "idle_query": idle_query,

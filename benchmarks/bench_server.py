@@ -75,7 +75,8 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float:
 class _Server:
     """`python -m seglens.cli serve` on a fresh data directory sharing the tiny models."""
 
-    def __init__(self, root: Path, models: Path):
+    def __init__(self, root: Path, models: Path, env: dict[str, str] | None = None):
+        """`env`: extra environment of the server (e.g. ``SEGLENS_*`` settings)."""
         self.data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=root))
         (self.data_dir / "models").symlink_to(models, target_is_directory=True)
         self.port = _free_port()
@@ -85,6 +86,7 @@ class _Server:
             "SEGLENS_DEVICE": "cpu",
             "SEGLENS_WORKERS": "1",
             "SEGLENS_LOG_LEVEL": "warning",
+            **(env or {}),
         }
         command = [sys.executable, "-m", "seglens.cli", "serve", "--port", str(self.port)]
         command += ["--profile", "tiny", "--data-dir", str(self.data_dir)]

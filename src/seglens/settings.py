@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     max_interactive: int = 8
     # Batch workers run this many nice steps below request threads (Linux; 0 = same).
     worker_nice: int = 10
+    # The fraction of its unloaded pace a batch keeps under interactive load (0 = none
+    # reserved: interactive first, whatever the batch's pace). Behind it, the batch is
+    # boosted and interactive requests run one at a time (services/scheduler.py).
+    batch_share: float = Field(default=0.5, ge=0.0, le=1.0)
     max_job_images: int = 10_000
     # Mask generation cost grows with the square of the grid: a guard against requests
     # that would keep a CPU busy for minutes.

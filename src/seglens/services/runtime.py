@@ -107,6 +107,7 @@ class Runtime:
             nice=self.executor.nice,
             ready=self.executor.ready,
             yield_to_interactive=self.executor.yield_to_interactive,
+            batch_share=settings.batch_share,
         )
         self.jobs = JobService(
             job_repo,
