@@ -28,6 +28,7 @@ from seglens.core.images import ImageError, LoadedImage
 from seglens.core.query import parse_query
 from seglens.services.errors import NotFound
 from seglens.services.images import ImageService
+from seglens.services.item_summary import summarise_item
 from seglens.services.jobs_types import JobParams, query_result_to_dict
 from seglens.services.logcontext import bind
 from seglens.services.pipeline import TINY_BANNER, Pipeline
@@ -197,6 +198,7 @@ class ItemProcessor:
             self.sink(claimed, files)
         timings = dict(outcome.pop("timings_ms", {}))
         timings["total"] = (time.perf_counter() - started) * 1000
+        outcome["summary"] = summarise_item(outcome.get("result"), job.query, job.params)
         updated = self._save(claimed, timings, outcome)
         fields: dict[str, Any] = {
             "status": "done" if outcome["ok"] else "failed",

@@ -27,7 +27,7 @@ from seglens.storage.records import (
 )
 from seglens.storage.tables import JobEventRow, JobItemRow, JobRow, utcnow
 
-__all__ = ["ClaimedItem", "JobRepository", "NewJob"]
+__all__ = ["ClaimedItem", "ItemSummaryRow", "JobRepository", "NewJob"]
 
 _OPEN_ITEM_STATES = ("pending", "running")
 
@@ -50,6 +50,20 @@ class ClaimedItem:
 
     job: JobRecord
     item: JobItemRecord
+
+
+@dataclass(frozen=True)
+class ItemSummaryRow:
+    """One image of a job without its (large) stored result: its state, its stored
+    `summary` (None when not computed yet), its timings and its failure."""
+
+    image_id: str
+    position: int
+    status: str
+    summary: dict[str, Any] | None
+    timings_ms: dict[str, float] | None
+    error: str | None
+    error_code: str | None
 
 
 def _job(row: JobRow) -> JobRecord:
@@ -188,6 +202,47 @@ class JobRepository:
                 return
             offset += batch
 
+    def item_summaries(self, job_id: str) -> list[ItemSummaryRow]:
+        """Every item of a job in order, with its summary but never its result (one
+        query reading a few hundred bytes per image)."""
+        columns = (
+            JobItemRow.image_id,
+            JobItemRow.position,
+            JobItemRow.status,
+            JobItemRow.summary,
+            JobItemRow.timings_ms,
+            JobItemRow.error,
+            JobItemRow.error_code,
+        )
+        with self.db.read() as session:
+            rows = session.execute(
+                select(*columns).where(JobItemRow.job_id == job_id).order_by(JobItemRow.position)
+            ).all()
+            return [ItemSummaryRow(*row) for row in rows]
+
+    def store_summaries(self, job_id: str, summaries: dict[str, dict[str, Any]]) -> int:
+        """Store computed summaries (image id -> summary) of the job's ``done`` images in
+        one short transaction; an image no longer done is left alone. Returns how many
+        were stored."""
+        if not summaries:
+            return 0
+        stored = 0
+        with self.db.write() as session:
+            for image_id, summary in summaries.items():
+                stored += int(
+                    session.execute(
+                        update(JobItemRow)
+                        .where(
+                            JobItemRow.job_id == job_id,
+                            JobItemRow.image_id == image_id,
+                            JobItemRow.status == "done",
+                        )
+                        .values(summary=summary)
+                        .execution_options(synchronize_session=False)
+                    ).rowcount  # type: ignore[attr-defined]
+                )
+        return stored
+
     def item(self, job_id: str, image_id: str) -> JobItemRecord | None:
         with self.db.read() as session:
             row = session.get(JobItemRow, (job_id, image_id))
@@ -272,13 +327,15 @@ class JobRepository:
         *,
         ok: bool,
         result: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
         timings_ms: dict[str, float] | None = None,
         match_count: int = 0,
         error: str | None = None,
         error_code: str | None = None,
     ) -> JobRecord | None:
         """Write a running image's outcome, exactly once, with its job's counters; finish
-        the job when nothing is left. Returns None (and writes nothing) when the image is
+        the job when nothing is left. `summary` is the result's compact summary for the
+        assistant (`services/item_summary.py`), stored with it. Returns None (and writes nothing) when the image is
         no longer ``running``: its job was cancelled, interrupted or deleted meanwhile."""
         now = utcnow()
         with self.db.write() as session:
@@ -288,6 +345,7 @@ class JobRepository:
                 image_id,
                 status="done" if ok else "failed",
                 result=result,
+                summary=summary,
                 timings_ms=timings_ms,
                 error=error,
                 error_code=error_code,
@@ -356,7 +414,9 @@ class JobRepository:
             requeued = session.execute(
                 update(JobItemRow)
                 .where(JobItemRow.job_id == job_id, JobItemRow.status != "done")
-                .values(status="pending", result=None, error=None, error_code=None, finished_at=None)
+                .values(
+                    status="pending", result=None, summary=None, error=None, error_code=None, finished_at=None
+                )
                 .execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]
             job.failed = 0

@@ -118,6 +118,9 @@ class JobItemRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # A few numbers per keyword drawn from `result` (services/item_summary.py), so the
+    # assistant never decodes the masks; None before revision 0003 or when not computed.
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     timings_ms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(64))
