@@ -5,14 +5,17 @@ reopened job the user asks about.
 - chat: ``/health`` latency (one request every 25 ms from another process) while the
   assistant answers a question about the job for the first time (the context is built)
   and three more times (from the cache); the time each answer took;
-- 'Suggest settings' (``GET /assistant/advice``) for a job never looked at and again,
+- 'Suggest settings' (``GET /assistant/advice``) for a job never looked at and again
+  (its images carry the summaries the job worker stores), for a job whose images have
+  none (done before summaries existed: computed from the stored masks, then stored),
   and for one image of it (its regions from the cache, threshold 0 so every region
   matches) and again;
+- the time to summarise one image's stored result (the job worker's cost per image);
 - the LLM prompt for a synthetic 1,000-image job with 32 keywords: characters and
   estimated tokens against `PROMPT_TOKEN_BUDGET`.
 
-The stored results are written into the job's rows after the tiny models ran it (their
-own matches mean nothing); the masks are blobs with ragged edges, drawn at 1/10 scale
+The stored results (and their summaries) are written into the job's rows after the tiny
+models ran it (their own matches mean nothing); the masks are blobs with ragged edges, drawn at 1/10 scale
 and enlarged, ~7,600 RLE characters each like a real mask of that size.
 ``python -m benchmarks.bench_assistant`` prints the figures; ``run(results_dir)`` also
 writes ``results_dir/assistant-latest.json``. With ``PYTHONPATH`` pointing at another
@@ -121,18 +124,39 @@ def _stored_result(rng: np.random.Generator, pool: list[dict[str, Any]]) -> dict
     }
 
 
-def _seed(server: _Server, job_ids: list[str], image_ids: list[str]) -> None:
+def _seed(
+    server: _Server, job_ids: list[str], image_ids: list[str], *, without_summaries: tuple[str, ...] = ()
+) -> list[float]:
+    """Write the stored results, and the summaries the job worker stores with them (none
+    for the jobs in `without_summaries`: images done before summaries existed). Returns
+    the milliseconds each summary took (the worker's cost per image)."""
+    try:
+        from seglens.services.item_summary import summarise_item
+    except ImportError:  # a checkout from before the stored summaries
+        summarise_item = None
     rng = np.random.default_rng(0)
     pool = _mask_pool(rng)
+    params = {"threshold": 0.3}
+    summary_ms: list[float] = []
     with sqlite3.connect(server.data_dir / "seglens.db", timeout=60) as db:
         for job_id in job_ids:
             for image_id in image_ids:
-                result = json.dumps(_stored_result(rng, pool))
+                result = _stored_result(rng, pool)
                 db.execute(
                     "UPDATE job_items SET result = ? WHERE job_id = ? AND image_id = ?",
-                    (result, job_id, image_id),
+                    (json.dumps(result), job_id, image_id),
                 )
-            db.execute("UPDATE jobs SET params = ? WHERE id = ?", (json.dumps({"threshold": 0.3}), job_id))
+                if summarise_item is None:
+                    continue
+                started = time.perf_counter()
+                summary = summarise_item(result, ", ".join(KEYWORDS), params)
+                summary_ms.append((time.perf_counter() - started) * 1000)
+                db.execute(
+                    "UPDATE job_items SET summary = ? WHERE job_id = ? AND image_id = ?",
+                    (None if job_id in without_summaries else json.dumps(summary), job_id, image_id),
+                )
+            db.execute("UPDATE jobs SET params = ? WHERE id = ?", (json.dumps(params), job_id))
+    return summary_ms
 
 
 class _HealthProbe:
@@ -242,14 +266,15 @@ def run(results_dir: Path) -> dict[str, Any]:
         server = _Server(root, root / "models")
         try:
             image_ids = server.upload(_photos())
-            jobs = [server.submit(image_ids, ", ".join(KEYWORDS)) for _ in range(2)]
+            jobs = [server.submit(image_ids, ", ".join(KEYWORDS)) for _ in range(3)]
             server.wait(jobs)
-            _seed(server, jobs, image_ids)
+            summary_ms = _seed(server, jobs, image_ids, without_summaries=(jobs[2],))
             idle = [_get_ms(server, "/health", {})[0] for _ in range(40)]
             with _HealthProbe(str(server.client.base_url)) as probe:
                 chats = [_chat_s(server, question, jobs[0]) for question in QUESTIONS]
             advice_cold, advice = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
             advice_warm, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
+            legacy_cold, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[2]})
             image = {"image_id": image_ids[0], "query": ", ".join(KEYWORDS), "threshold": 0.0}
             image_cold, image_advice = _get_ms(server, "/assistant/advice", image)
             image_warm, _ = _get_ms(server, "/assistant/advice", image)
@@ -267,7 +292,12 @@ def run(results_dir: Path) -> dict[str, Any]:
             "errors": probe.errors,
         },
         "chat_s": {"first": round(chats[0], 3), "cached_median": round(statistics.median(chats[1:]), 3)},
-        "advice_job_ms": {"first": round(advice_cold, 1), "cached": round(advice_warm, 1)},
+        "advice_job_ms": {
+            "first": round(advice_cold, 1),
+            "cached": round(advice_warm, 1),
+            "first_without_stored_summaries": round(legacy_cold, 1),
+        },
+        "summary_per_image_ms": _percentiles(summary_ms) if summary_ms else None,
         "advice_image_ms": {
             "first": round(image_cold, 1),
             "cached": round(image_warm, 1),

@@ -83,7 +83,7 @@ def test_a_finished_job_image_stores_its_summary_with_its_result(tmp_path):
         assert set(row.summary["keywords"]) == {"red", "yellow", "blue"}
         assert row.summary["threshold"] == 0.4
         assert row.summary == summarise_item(items[row.image_id].result, job.query, job.params)
-    assert any(row.summary["keywords"]["red"]["matches"] for row in rows)
+    assert any(row.summary["matched"].get("red", {}).get("matches") for row in rows)
 
 
 def test_the_job_context_reads_the_summaries_and_never_the_stored_masks(tmp_path, monkeypatch):

@@ -59,10 +59,9 @@ KEEP_SCORES = 3  # lowest match scores kept per keyword
 
 @dataclass(frozen=True)
 class KeywordSummary:
-    """One keyword in one image.
+    """One keyword that matched in one image.
 
-    - `matches`: matches after merging; `best_score`: the best region probability in the
-      image (None when the image has no regions)
+    - `matches`: matches after merging (at least one)
     - `lowest`: the lowest match scores, ascending (at most `KEEP_SCORES`)
     - `histogram`: match counts per score bin ``[i/10, (i+1)/10)`` (the last bin includes
       1.0), `HISTOGRAM_BINS` entries; empty without matches
@@ -71,7 +70,6 @@ class KeywordSummary:
     """
 
     matches: int = 0
-    best_score: float | None = None
     lowest: tuple[float, ...] = ()
     histogram: tuple[int, ...] = ()
     barely_above: int = 0
@@ -80,7 +78,6 @@ class KeywordSummary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "matches": self.matches,
-            "best_score": self.best_score,
             "lowest": list(self.lowest),
             "histogram": list(self.histogram),
             "barely_above": self.barely_above,
@@ -89,10 +86,8 @@ class KeywordSummary:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> KeywordSummary:
-        best = data.get("best_score")
         return cls(
             matches=int(data["matches"]),
-            best_score=None if best is None else float(best),
             lowest=tuple(float(v) for v in data.get("lowest", ())),
             histogram=tuple(int(v) for v in data.get("histogram", ())),
             barely_above=int(data.get("barely_above", 0)),
@@ -102,32 +97,35 @@ class KeywordSummary:
 
 @dataclass(frozen=True)
 class ImageSummary:
-    """One image's result in a few numbers: computed at `threshold` for the keywords of
-    `keywords` (in query order); `image_size_hw` is (height, width) in pixels;
-    `cache_hits` says which model stages came from the cache."""
+    """One image's result in a few numbers, computed at `threshold` for `keywords` (in
+    query order): `best_scores` holds each keyword's best region probability (empty when
+    the image has no regions), `matched` a `KeywordSummary` per keyword that matched;
+    `image_size_hw` is (height, width) in pixels; `cache_hits` says which model stages
+    came from the cache."""
 
     threshold: float
+    keywords: tuple[str, ...]
     num_regions: int
     image_size_hw: tuple[int, int]
     image_matched: bool
-    keywords: dict[str, KeywordSummary]
+    best_scores: dict[str, float] = field(default_factory=dict)
+    matched: dict[str, KeywordSummary] = field(default_factory=dict)
     excluded_by: tuple[str, ...] = ()
     cache_hits: dict[str, bool] = field(default_factory=dict)
-
-    def keyword(self, keyword: str) -> KeywordSummary:
-        return self.keywords.get(keyword) or KeywordSummary()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON, as stored in ``job_items.summary`` (with its `SUMMARY_VERSION`)."""
         return {
             "version": SUMMARY_VERSION,
             "threshold": self.threshold,
+            "keywords": list(self.keywords),
             "num_regions": self.num_regions,
             "image_size_hw": list(self.image_size_hw),
             "image_matched": self.image_matched,
+            "best_scores": dict(self.best_scores),
+            "matched": {kw: s.to_dict() for kw, s in self.matched.items()},
             "excluded_by": list(self.excluded_by),
             "cache_hits": dict(self.cache_hits),
-            "keywords": {kw: s.to_dict() for kw, s in self.keywords.items()},
         }
 
     @classmethod
@@ -139,10 +137,12 @@ class ImageSummary:
             height, width = (int(v) for v in data["image_size_hw"])
             return cls(
                 threshold=float(data["threshold"]),
+                keywords=tuple(str(kw) for kw in data["keywords"]),
                 num_regions=int(data["num_regions"]),
                 image_size_hw=(height, width),
                 image_matched=bool(data["image_matched"]),
-                keywords={str(kw): KeywordSummary.from_dict(s) for kw, s in data["keywords"].items()},
+                best_scores={str(kw): float(v) for kw, v in data.get("best_scores", {}).items()},
+                matched={str(kw): KeywordSummary.from_dict(s) for kw, s in data.get("matched", {}).items()},
                 excluded_by=tuple(str(w) for w in data.get("excluded_by", ())),
                 cache_hits={str(k): bool(v) for k, v in data.get("cache_hits", {}).items()},
             )
@@ -183,24 +183,21 @@ def summarise_result(
         if match.keyword in by_keyword:
             by_keyword[match.keyword].append(match)
     height, width = result.image_size_hw
+    best = result.best_scores if result.num_regions else {}
     return ImageSummary(
         threshold=threshold,
+        keywords=keywords,
         num_regions=int(result.num_regions),
         image_size_hw=(int(height), int(width)),
         image_matched=bool(result.image_matched),
-        keywords={kw: _keyword_summary(result, kw, by_keyword[kw], threshold) for kw in by_keyword},
+        best_scores={kw: float(best[kw]) for kw in keywords if kw in best},
+        matched={kw: _keyword_summary(found, threshold) for kw, found in by_keyword.items() if found},
         excluded_by=tuple(result.excluded_by),
         cache_hits=dict(cache_hits or {}),
     )
 
 
-def _keyword_summary(
-    result: QueryResult, keyword: str, matches: list[Match], threshold: float
-) -> KeywordSummary:
-    best = result.best_scores.get(keyword) if result.num_regions else None
-    best = None if best is None else float(best)
-    if not matches:
-        return KeywordSummary(best_score=best)
+def _keyword_summary(matches: list[Match], threshold: float) -> KeywordSummary:
     scores = [float(m.score) for m in matches]
     histogram = [0] * HISTOGRAM_BINS
     for score in scores:
@@ -208,7 +205,6 @@ def _keyword_summary(
     edge = threshold + BARELY_ABOVE_MARGIN
     return KeywordSummary(
         matches=len(matches),
-        best_score=best,
         lowest=tuple(sorted(heapq.nsmallest(KEEP_SCORES, scores))),
         histogram=tuple(histogram),
         barely_above=sum(score < edge for score in scores),
@@ -251,7 +247,7 @@ def usable_summary(
         summary = ImageSummary.from_dict(stored)
     except ValueError:
         return None
-    if abs(summary.threshold - threshold) > 1e-12 or any(kw not in summary.keywords for kw in keywords):
+    if abs(summary.threshold - threshold) > 1e-12 or not set(keywords) <= set(summary.keywords):
         return None
     return summary
 

@@ -308,18 +308,20 @@ def _all_keyword_stats(
 ) -> tuple[KeywordStats, ...]:
     tallies = {kw: _Tally() for kw in keywords}
     for record in records:
-        if record.summary is None:
+        summary = record.summary
+        if summary is None:
             continue
         for keyword, tally in tallies.items():
-            _add_image(tally, record.file_name, record.summary.keyword(keyword))
+            _add_image(
+                tally, record.file_name, summary.best_scores.get(keyword), summary.matched.get(keyword)
+            )
     return tuple(_stats(kw, tallies[kw]) for kw in keywords)
 
 
-def _add_image(tally: _Tally, name: str, image: KeywordSummary) -> None:
-    score = image.best_score
+def _add_image(tally: _Tally, name: str, score: float | None, image: KeywordSummary | None) -> None:
     if score is not None and (tally.best is None or score > tally.best):
         tally.best, tally.best_image = score, name
-    if not image.matches:
+    if image is None or not image.matches:
         if score is not None:
             tally.below = sorted([*tally.below, score], reverse=True)[:_KEEP_SCORES]
         return
