@@ -9,7 +9,7 @@ reopened job the user asks about.
   (its images carry the summaries the job worker stores), for a job whose images have
   none (done before summaries existed: computed from the stored masks, then stored),
   and for one image of it (its regions from the cache, threshold 0 so every region
-  matches) and again;
+  matches) and again, with ``/health`` probed the same way meanwhile;
 - the time to summarise one image's stored result (the job worker's cost per image);
 - the LLM prompt for a synthetic 1,000-image job with 32 keywords: characters and
   estimated tokens against `PROMPT_TOKEN_BUDGET`.
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -191,6 +192,14 @@ class _HealthProbe:
         self.client.close()
 
 
+def _probe_figures(probe: _HealthProbe) -> dict[str, Any]:
+    return {
+        **_percentiles(probe.latencies_ms),
+        "max": round(max(probe.latencies_ms), 1),
+        "errors": probe.errors,
+    }
+
+
 def _chat_s(server: _Server, question: str, job_id: str) -> float:
     started = time.perf_counter()
     body = {"message": question, "context": {"job_id": job_id}}
@@ -270,14 +279,17 @@ def run(results_dir: Path) -> dict[str, Any]:
             server.wait(jobs)
             summary_ms = _seed(server, jobs, image_ids, without_summaries=(jobs[2],))
             idle = [_get_ms(server, "/health", {})[0] for _ in range(40)]
+            load_before = os.getloadavg()
             with _HealthProbe(str(server.client.base_url)) as probe:
                 chats = [_chat_s(server, question, jobs[0]) for question in QUESTIONS]
-            advice_cold, advice = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
-            advice_warm, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
-            legacy_cold, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[2]})
-            image = {"image_id": image_ids[0], "query": ", ".join(KEYWORDS), "threshold": 0.0}
-            image_cold, image_advice = _get_ms(server, "/assistant/advice", image)
-            image_warm, _ = _get_ms(server, "/assistant/advice", image)
+            with _HealthProbe(str(server.client.base_url)) as advice_probe:
+                advice_cold, advice = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
+                advice_warm, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
+                legacy_cold, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[2]})
+                image = {"image_id": image_ids[0], "query": ", ".join(KEYWORDS), "threshold": 0.0}
+                image_cold, image_advice = _get_ms(server, "/assistant/advice", image)
+                image_warm, _ = _get_ms(server, "/assistant/advice", image)
+            load_after = os.getloadavg()
         finally:
             server.close()
     stats = advice["context"].get("keyword_stats", [])
@@ -286,11 +298,12 @@ def run(results_dir: Path) -> dict[str, Any]:
         f"{SIZE_HW[1]}x{SIZE_HW[0]} px, {IMAGES * MATCHES_PER_IMAGE} stored matches per job",
         "job_matches": sum(int(s.get("matches", 0)) for s in stats),
         "health_idle_ms": _percentiles(idle),
-        "health_during_chat_ms": {
-            **_percentiles(probe.latencies_ms),
-            "max": round(max(probe.latencies_ms), 1),
-            "errors": probe.errors,
+        "load_average_1_5_15": {
+            "before": [round(v, 2) for v in load_before],
+            "after": [round(v, 2) for v in load_after],
         },
+        "health_during_chat_ms": _probe_figures(probe),
+        "health_during_advice_ms": _probe_figures(advice_probe),
         "chat_s": {"first": round(chats[0], 3), "cached_median": round(statistics.median(chats[1:]), 3)},
         "advice_job_ms": {
             "first": round(advice_cold, 1),

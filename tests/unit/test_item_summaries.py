@@ -13,6 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import event
 
 import seglens.services.jobs_types as jobs_types
 from seglens.core.exports import ImageRecord
@@ -52,12 +53,21 @@ def _context_from_results(h: Harness, job_id: str) -> ScreenContext:
     return build_context(records, query=parse_query(job.query), params=params.query_params(), scope="job")
 
 
-def _forbid_reading_results(monkeypatch: pytest.MonkeyPatch, h: Harness) -> None:
+def _forbid_reading_results(monkeypatch: pytest.MonkeyPatch, h: Harness) -> list[str]:
+    """Make every way to the stored results fail; returns the SQL run from now on."""
+
     def refuse(*_: Any, **__: Any) -> Any:
         raise AssertionError("the stored results (masks) were read")
 
     monkeypatch.setattr(h.runtime.jobs, "iter_items", refuse)
     monkeypatch.setattr(jobs_types, "result_to_query_result", refuse)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(h.runtime.db.engine, "before_cursor_execute", record)
+    return statements
 
 
 def _same_numbers(got: ScreenContext, want: ScreenContext) -> None:
@@ -83,6 +93,7 @@ def test_a_finished_job_image_stores_its_summary_with_its_result(tmp_path):
         assert set(row.summary["keywords"]) == {"red", "yellow", "blue"}
         assert row.summary["threshold"] == 0.4
         assert row.summary == summarise_item(items[row.image_id].result, job.query, job.params)
+        assert row.timings_ms == items[row.image_id].timings_ms and row.timings_ms
     assert any(row.summary["matched"].get("red", {}).get("matches") for row in rows)
 
 
@@ -90,9 +101,11 @@ def test_the_job_context_reads_the_summaries_and_never_the_stored_masks(tmp_path
     with harness(tmp_path) as h:
         job_id = _finished_job(h)
         want = _context_from_results(h, job_id)
-        _forbid_reading_results(monkeypatch, h)
+        statements = _forbid_reading_results(monkeypatch, h)
         got = h.runtime.assistant.contexts.for_job(job_id)
     _same_numbers(got, want)
+    assert any("job_item_summaries" in sql for sql in statements)
+    assert not any("job_items.result" in sql for sql in statements)
     red = got.stats_for("red")
     assert red is not None and red.matches > 0 and red.best_image is not None
     assert red.best_image.startswith("scene-")
@@ -103,7 +116,7 @@ def test_images_done_before_summaries_get_theirs_computed_once_then_stored(tmp_p
         job_id = _finished_job(h)
         want = _context_from_results(h, job_id)
         with sqlite3.connect(h.settings.data_dir / "seglens.db") as db:  # as before revision 0003
-            db.execute("UPDATE job_items SET summary = NULL WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM job_item_summaries WHERE job_id = ?", (job_id,))
         contexts = h.runtime.assistant.contexts
         first = contexts.for_job(job_id)  # computed from the stored results
         stored = [r.summary for r in h.runtime.jobs.item_summaries(job_id)]
@@ -211,11 +224,13 @@ def test_the_migration_adds_summaries_to_an_existing_database_and_keeps_its_resu
         )
     jobs = JobRepository(db)
     before = jobs.item_summaries("j1")
-    stored = jobs.store_summaries("j1", {"a" * 64: {"version": SUMMARY_VERSION}})
+    stored = jobs.store_summaries("j1", {"a" * 64: ({"version": SUMMARY_VERSION}, {"match": 2.5})})
     after = jobs.item_summaries("j1")
     item = jobs.item("j1", "a" * 64)
+    deleted = jobs.delete("j1")
     db.dispose()
     assert differences == []
-    assert [r.summary for r in before] == [None] and stored == 1
-    assert [r.summary for r in after] == [{"version": SUMMARY_VERSION}]
+    assert [(r.status, r.summary) for r in before] == [("done", None)] and stored == 1
+    assert [(r.summary, r.timings_ms) for r in after] == [({"version": SUMMARY_VERSION}, {"match": 2.5})]
     assert item is not None and item.result == result
+    assert deleted

@@ -17,7 +17,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,7 +27,7 @@ from seglens.core.query import parse_query
 from seglens.services.errors import InvalidInput
 from seglens.services.images import ImageService
 from seglens.services.interactive import InteractiveService
-from seglens.services.item_summary import ImageSummary, SummarisedImage, summarise_item, usable_summary
+from seglens.services.item_summary import SummarisedImage, summarise_item, usable_summary
 from seglens.services.jobs import JobService
 from seglens.services.jobs_types import JobParams
 from seglens.services.provider import PipelineProvider
@@ -226,9 +226,11 @@ class ScreenContexts:
         query = parse_query(job.query)
         params = JobParams.from_dict(job.params)
         rows = [r for r in self.jobs.item_summaries(job.id) if r.status in ("done", "failed")]
-        summaries = self._summaries(job, rows, query.keywords, params.matching.threshold)
+        rows = self._with_summaries(job, rows, query.keywords, params.matching.threshold)
         names = self.images.find_many([r.image_id for r in rows])
-        records = [_summarised(r, names.get(r.image_id), summaries.get(r.image_id)) for r in rows]
+        records = [
+            _summarised(r, names.get(r.image_id), query.keywords, params.matching.threshold) for r in rows
+        ]
         if pipeline is not None and (job.profile is None or job.profile == pipeline.profile):
             facts = pipeline_facts(pipeline)
         else:
@@ -248,32 +250,26 @@ class ScreenContexts:
         )
         return self._keep(key, context)
 
-    def _summaries(
-        self, job: JobRecord, rows: Sequence[ItemSummaryRow], keywords: Sequence[str], threshold: float
-    ) -> dict[str, ImageSummary]:
-        """The done images' summaries, by image id: the stored ones, and for images that
-        have none (finished before summaries were stored) or an outdated one, computed
-        from the stored result once and stored (a short write after the work, never
-        during it; if the write fails they are computed again next time)."""
-        found: dict[str, ImageSummary] = {}
-        missing: set[str] = set()
-        for row in rows:
-            if row.status == "done":
-                summary = usable_summary(row.summary, keywords, threshold)
-                if summary is None:
-                    missing.add(row.image_id)
-                else:
-                    found[row.image_id] = summary
+    def _with_summaries(
+        self, job: JobRecord, rows: list[ItemSummaryRow], keywords: Sequence[str], threshold: float
+    ) -> list[ItemSummaryRow]:
+        """`rows` where every done image has a usable summary: the stored ones, and for
+        images that have none (finished before summaries were stored) or an outdated one,
+        computed from the stored result once and stored (one short write after the work,
+        never during it; if the write fails they are computed again next time)."""
+        missing = {
+            r.image_id
+            for r in rows
+            if r.status == "done" and usable_summary(r.summary, keywords, threshold) is None
+        }
         if not missing:
-            return found
-        computed: dict[str, dict[str, Any]] = {}
+            return rows
+        computed: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
         for item in self.jobs.iter_items(job.id):
-            if item.image_id not in missing or item.result is None:
-                continue
-            stored = summarise_item(item.result, job.query, job.params)
-            summary = usable_summary(stored, keywords, threshold)
-            if stored is not None and summary is not None:
-                found[item.image_id], computed[item.image_id] = summary, stored
+            if item.image_id in missing and item.status == "done" and item.result is not None:
+                summary = summarise_item(item.result, job.query, job.params)
+                if summary is not None:
+                    computed[item.image_id] = (summary, item.timings_ms)
         try:
             saved = self.jobs.store_summaries(job.id, computed)
         except SQLAlchemyError as error:
@@ -283,20 +279,26 @@ class ScreenContexts:
             "image summaries computed",
             extra={"fields": {"job_id": job.id, "computed": len(computed), "stored": saved}},
         )
-        return found
+        return [
+            replace(r, summary=computed[r.image_id][0], timings_ms=computed[r.image_id][1])
+            if r.image_id in computed
+            else r
+            for r in rows
+        ]
 
 
 def _summarised(
-    row: ItemSummaryRow, image: StoredImage | None, summary: ImageSummary | None
+    row: ItemSummaryRow, image: StoredImage | None, keywords: Sequence[str], threshold: float
 ) -> SummarisedImage:
     """A job image for `build_context`, named by its file name (its id when the image is
     gone); an image that is not done carries its error."""
+    summary = usable_summary(row.summary, keywords, threshold) if row.status == "done" else None
     error = row.error
     if row.status != "done":
         error = error or f"image not processed ({row.status})"
     return SummarisedImage(
         file_name=image.filename if image else row.image_id,
-        summary=summary if row.status == "done" else None,
+        summary=summary,
         timings_ms={k: float(v) for k, v in (row.timings_ms or {}).items()},
         error=error,
         error_code=row.error_code,

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -139,8 +139,11 @@ class JobService:
         its result (see `services/item_summary.py`)."""
         return self.jobs.item_summaries(job_id)
 
-    def store_summaries(self, job_id: str, summaries: dict[str, dict[str, Any]]) -> int:
-        """Store summaries computed for done images that had none; returns how many."""
+    def store_summaries(
+        self, job_id: str, summaries: Mapping[str, tuple[dict[str, Any], dict[str, float] | None]]
+    ) -> int:
+        """Store summaries computed for done images that had none, ``image id ->
+        (summary, timings_ms)``; returns how many."""
         return self.jobs.store_summaries(job_id, summaries)
 
     def page(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:

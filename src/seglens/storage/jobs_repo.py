@@ -9,7 +9,7 @@ interruption is discarded, and no result is ever written twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from seglens.storage.records import (
     TransitionError,
     keywords_key,
 )
-from seglens.storage.tables import JobEventRow, JobItemRow, JobRow, utcnow
+from seglens.storage.tables import JobEventRow, JobItemRow, JobItemSummaryRow, JobRow, utcnow
 
 __all__ = ["ClaimedItem", "ItemSummaryRow", "JobRepository", "NewJob"]
 
@@ -55,7 +55,8 @@ class ClaimedItem:
 @dataclass(frozen=True)
 class ItemSummaryRow:
     """One image of a job without its (large) stored result: its state, its stored
-    `summary` (None when not computed yet), its timings and its failure."""
+    `summary` (None when not computed yet or not done), its stage timings (None for a
+    done image without a summary) and its failure."""
 
     image_id: str
     position: int
@@ -203,45 +204,64 @@ class JobRepository:
             offset += batch
 
     def item_summaries(self, job_id: str) -> list[ItemSummaryRow]:
-        """Every item of a job in order, with its summary but never its result (one
-        query reading a few hundred bytes per image)."""
-        columns = (
-            JobItemRow.image_id,
-            JobItemRow.position,
-            JobItemRow.status,
-            JobItemRow.summary,
-            JobItemRow.timings_ms,
-            JobItemRow.error,
-            JobItemRow.error_code,
-        )
+        """Every item of a job in order with its stored summary, never its result: the
+        done images' timings come with their summaries, only the other images (whose
+        rows hold no result) are read for theirs. A few hundred bytes per image."""
+        summary = JobItemSummaryRow
         with self.db.read() as session:
-            rows = session.execute(
-                select(*columns).where(JobItemRow.job_id == job_id).order_by(JobItemRow.position)
+            # Only columns stored before `result`: SQLite then never reads its megabytes.
+            items = session.execute(
+                select(JobItemRow.image_id, JobItemRow.position, JobItemRow.status)
+                .where(JobItemRow.job_id == job_id)
+                .order_by(JobItemRow.position)
             ).all()
-            return [ItemSummaryRow(*row) for row in rows]
+            summaries = {
+                image_id: (data, timings)
+                for image_id, data, timings in session.execute(
+                    select(summary.image_id, summary.summary, summary.timings_ms).where(
+                        summary.job_id == job_id
+                    )
+                )
+            }
+            others = {
+                image_id: (timings, error, code)
+                for image_id, timings, error, code in session.execute(
+                    select(
+                        JobItemRow.image_id, JobItemRow.timings_ms, JobItemRow.error, JobItemRow.error_code
+                    ).where(JobItemRow.job_id == job_id, JobItemRow.status != "done")
+                )
+            }
+        rows = []
+        for image_id, position, status in items:
+            data, timings = summaries.get(image_id, (None, None)) if status == "done" else (None, None)
+            timings, error, code = others.get(image_id, (timings, None, None))
+            rows.append(ItemSummaryRow(image_id, position, status, data, timings, error, code))
+        return rows
 
-    def store_summaries(self, job_id: str, summaries: dict[str, dict[str, Any]]) -> int:
-        """Store computed summaries (image id -> summary) of the job's ``done`` images in
-        one short transaction; an image no longer done is left alone. Returns how many
-        were stored."""
+    def store_summaries(
+        self, job_id: str, summaries: Mapping[str, tuple[dict[str, Any], dict[str, float] | None]]
+    ) -> int:
+        """Store computed summaries, ``image id -> (summary, timings_ms)``, of the job's
+        done images in one short transaction (replacing older ones); an image no longer
+        done is left alone. Returns how many were stored."""
         if not summaries:
             return 0
-        stored = 0
         with self.db.write() as session:
-            for image_id, summary in summaries.items():
-                stored += int(
-                    session.execute(
-                        update(JobItemRow)
-                        .where(
-                            JobItemRow.job_id == job_id,
-                            JobItemRow.image_id == image_id,
-                            JobItemRow.status == "done",
-                        )
-                        .values(summary=summary)
-                        .execution_options(synchronize_session=False)
-                    ).rowcount  # type: ignore[attr-defined]
+            done = set(
+                session.scalars(
+                    select(JobItemRow.image_id).where(
+                        JobItemRow.job_id == job_id,
+                        JobItemRow.image_id.in_(list(summaries)),
+                        JobItemRow.status == "done",
+                    )
                 )
-        return stored
+            )
+            for image_id in done:
+                data, timings = summaries[image_id]
+                session.merge(
+                    JobItemSummaryRow(job_id=job_id, image_id=image_id, summary=data, timings_ms=timings)
+                )
+        return len(done)
 
     def item(self, job_id: str, image_id: str) -> JobItemRecord | None:
         with self.db.read() as session:
@@ -345,7 +365,6 @@ class JobRepository:
                 image_id,
                 status="done" if ok else "failed",
                 result=result,
-                summary=summary,
                 timings_ms=timings_ms,
                 error=error,
                 error_code=error_code,
@@ -353,6 +372,12 @@ class JobRepository:
             )
             if written != 1:
                 return None
+            if ok and summary is not None:
+                session.merge(
+                    JobItemSummaryRow(
+                        job_id=job_id, image_id=image_id, summary=summary, timings_ms=timings_ms
+                    )
+                )
             job = session.get(JobRow, job_id)
             assert job is not None  # the item's foreign key guarantees it
             if ok:
@@ -414,9 +439,7 @@ class JobRepository:
             requeued = session.execute(
                 update(JobItemRow)
                 .where(JobItemRow.job_id == job_id, JobItemRow.status != "done")
-                .values(
-                    status="pending", result=None, summary=None, error=None, error_code=None, finished_at=None
-                )
+                .values(status="pending", result=None, error=None, error_code=None, finished_at=None)
                 .execution_options(synchronize_session=False)
             ).rowcount  # type: ignore[attr-defined]
             job.failed = 0
@@ -461,6 +484,7 @@ class JobRepository:
 
     def delete(self, job_id: str) -> bool:
         with self.db.write() as session:
+            session.execute(delete(JobItemSummaryRow).where(JobItemSummaryRow.job_id == job_id))
             session.execute(delete(JobItemRow).where(JobItemRow.job_id == job_id))
             session.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
             gone = session.execute(delete(JobRow).where(JobRow.id == job_id)).rowcount  # type: ignore[attr-defined]
