@@ -30,7 +30,9 @@ from typing import Any
 import numpy as np
 
 from seglens.core.masks import rle_iou_matrix
+from seglens.core.query import parse_query
 from seglens.core.types import Match, QueryResult
+from seglens.services import jobs_types
 
 __all__ = [
     "BARELY_ABOVE_MARGIN",
@@ -261,12 +263,9 @@ def summarise_item(
     left out (the assistant computes it from the result when it needs it)."""
     if not result:
         return None
-    from seglens.core.query import parse_query
-    from seglens.services.jobs_types import JobParams, result_to_query_result
-
     try:
-        job_params = JobParams.from_dict(dict(params))
-        parsed = result_to_query_result(dict(result), query, job_params)
+        job_params = jobs_types.JobParams.from_dict(dict(params))
+        parsed = jobs_types.result_to_query_result(dict(result), query, job_params)
         summary = summarise_result(
             parsed,
             keywords=parse_query(query).keywords,

@@ -58,7 +58,7 @@ __all__ = [
 
 OVERLAP_MAX_IMAGES = 50  # overlaps are counted in at most this many images per keyword
 PROPOSER_STAGES = ("preprocess", "image_encoder", "mask_decoder", "postprocess")
-_KEEP_SCORES = KEEP_SCORES
+
 _KEEP_FAILURES = 5
 
 
@@ -323,12 +323,12 @@ def _add_image(tally: _Tally, name: str, score: float | None, image: KeywordSumm
         tally.best, tally.best_image = score, name
     if image is None or not image.matches:
         if score is not None:
-            tally.below = sorted([*tally.below, score], reverse=True)[:_KEEP_SCORES]
+            tally.below = sorted([*tally.below, score], reverse=True)[:KEEP_SCORES]
         return
     tally.matches += image.matches
     tally.images_matched += 1
     tally.most = max(tally.most, image.matches)
-    tally.lowest = sorted([*tally.lowest, *image.lowest])[:_KEEP_SCORES]
+    tally.lowest = sorted([*tally.lowest, *image.lowest])[:KEEP_SCORES]
     for i, count in enumerate(image.histogram):
         tally.histogram[i] += count
     tally.barely += image.barely_above
