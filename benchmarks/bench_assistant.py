@@ -2,17 +2,21 @@
 4 images (1500x2000 px) with 2,500 stored matches each (ragged SAM-like masks), as a
 reopened job the user asks about.
 
-- chat: ``/health`` latency (one request every 25 ms from another process) while the
-  assistant answers a question about the job for the first time (the context is built)
-  and three more times (from the cache); the time each answer took;
-- 'Suggest settings' (``GET /assistant/advice``) for a job never looked at and again,
+- chat: ``/health`` latency (one request every 25 ms from a thread of the bench) while the
+  assistant answers four questions about the job five times over (the first one builds
+  the context, the others find it in the cache; 20 answers give the probe enough
+  samples for a p95, its max shows the worst stall); the time each answer took;
+- 'Suggest settings' (``GET /assistant/advice``) for a job never looked at and again
+  (its images carry the summaries the job worker stores), for a job whose images have
+  none (done before summaries existed: computed from the stored masks, then stored),
   and for one image of it (its regions from the cache, threshold 0 so every region
-  matches) and again;
+  matches) and again, with ``/health`` probed the same way meanwhile;
+- the time to summarise one image's stored result (the job worker's cost per image);
 - the LLM prompt for a synthetic 1,000-image job with 32 keywords: characters and
   estimated tokens against `PROMPT_TOKEN_BUDGET`.
 
-The stored results are written into the job's rows after the tiny models ran it (their
-own matches mean nothing); the masks are blobs with ragged edges, drawn at 1/10 scale
+The stored results (and their summaries) are written into the job's rows after the tiny
+models ran it (their own matches mean nothing); the masks are blobs with ragged edges, drawn at 1/10 scale
 and enlarged, ~7,600 RLE characters each like a real mask of that size.
 ``python -m benchmarks.bench_assistant`` prints the figures; ``run(results_dir)`` also
 writes ``results_dir/assistant-latest.json``. With ``PYTHONPATH`` pointing at another
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -43,6 +48,7 @@ MATCHES_PER_IMAGE = 625
 SIZE_HW = (1500, 2000)
 KEYWORDS = ("cat", "grass", "tree")
 MASK_POOL = 200
+CHAT_ROUNDS = 5  # the questions are asked this many times (the first builds the context)
 QUESTIONS = (
     "Why is the cat not found?",
     "What threshold should I use?",
@@ -121,18 +127,44 @@ def _stored_result(rng: np.random.Generator, pool: list[dict[str, Any]]) -> dict
     }
 
 
-def _seed(server: _Server, job_ids: list[str], image_ids: list[str]) -> None:
+def _seed(
+    server: _Server, job_ids: list[str], image_ids: list[str], *, without_summaries: tuple[str, ...] = ()
+) -> list[float]:
+    """Write the stored results, and the summaries the job worker stores with them (none
+    for the jobs in `without_summaries`: images done before summaries existed). Returns
+    the milliseconds each summary took (the worker's cost per image)."""
+    try:
+        from seglens.services.item_summary import summarise_item
+    except ImportError:  # a checkout from before the stored summaries
+        summarise_item = None
     rng = np.random.default_rng(0)
     pool = _mask_pool(rng)
+    params = {"threshold": 0.3}
+    summary_ms: list[float] = []
     with sqlite3.connect(server.data_dir / "seglens.db", timeout=60) as db:
         for job_id in job_ids:
             for image_id in image_ids:
-                result = json.dumps(_stored_result(rng, pool))
+                result = _stored_result(rng, pool)
                 db.execute(
                     "UPDATE job_items SET result = ? WHERE job_id = ? AND image_id = ?",
-                    (result, job_id, image_id),
+                    (json.dumps(result), job_id, image_id),
                 )
-            db.execute("UPDATE jobs SET params = ? WHERE id = ?", (json.dumps({"threshold": 0.3}), job_id))
+                if summarise_item is None:
+                    continue
+                started = time.perf_counter()
+                summary = summarise_item(result, ", ".join(KEYWORDS), params)
+                summary_ms.append((time.perf_counter() - started) * 1000)
+                db.execute(
+                    "DELETE FROM job_item_summaries WHERE job_id = ? AND image_id = ?", (job_id, image_id)
+                )
+                if job_id not in without_summaries:
+                    db.execute(
+                        "INSERT INTO job_item_summaries (job_id, image_id, summary, timings_ms)"
+                        " SELECT job_id, image_id, ?, timings_ms FROM job_items WHERE job_id = ? AND image_id = ?",
+                        (json.dumps(summary), job_id, image_id),
+                    )
+            db.execute("UPDATE jobs SET params = ? WHERE id = ?", (json.dumps(params), job_id))
+    return summary_ms
 
 
 class _HealthProbe:
@@ -165,6 +197,14 @@ class _HealthProbe:
         self._stop.set()
         self._thread.join(300)
         self.client.close()
+
+
+def _probe_figures(probe: _HealthProbe) -> dict[str, Any]:
+    return {
+        **_percentiles(probe.latencies_ms),
+        "max": round(max(probe.latencies_ms), 1),
+        "errors": probe.errors,
+    }
 
 
 def _chat_s(server: _Server, question: str, job_id: str) -> float:
@@ -242,17 +282,21 @@ def run(results_dir: Path) -> dict[str, Any]:
         server = _Server(root, root / "models")
         try:
             image_ids = server.upload(_photos())
-            jobs = [server.submit(image_ids, ", ".join(KEYWORDS)) for _ in range(2)]
+            jobs = [server.submit(image_ids, ", ".join(KEYWORDS)) for _ in range(3)]
             server.wait(jobs)
-            _seed(server, jobs, image_ids)
+            summary_ms = _seed(server, jobs, image_ids, without_summaries=(jobs[2],))
             idle = [_get_ms(server, "/health", {})[0] for _ in range(40)]
+            load_before = os.getloadavg()
             with _HealthProbe(str(server.client.base_url)) as probe:
-                chats = [_chat_s(server, question, jobs[0]) for question in QUESTIONS]
-            advice_cold, advice = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
-            advice_warm, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
-            image = {"image_id": image_ids[0], "query": ", ".join(KEYWORDS), "threshold": 0.0}
-            image_cold, image_advice = _get_ms(server, "/assistant/advice", image)
-            image_warm, _ = _get_ms(server, "/assistant/advice", image)
+                chats = [_chat_s(server, question, jobs[0]) for question in QUESTIONS * CHAT_ROUNDS]
+            with _HealthProbe(str(server.client.base_url)) as advice_probe:
+                advice_cold, advice = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
+                advice_warm, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[1]})
+                legacy_cold, _ = _get_ms(server, "/assistant/advice", {"job_id": jobs[2]})
+                image = {"image_id": image_ids[0], "query": ", ".join(KEYWORDS), "threshold": 0.0}
+                image_cold, image_advice = _get_ms(server, "/assistant/advice", image)
+                image_warm, _ = _get_ms(server, "/assistant/advice", image)
+            load_after = os.getloadavg()
         finally:
             server.close()
     stats = advice["context"].get("keyword_stats", [])
@@ -261,13 +305,19 @@ def run(results_dir: Path) -> dict[str, Any]:
         f"{SIZE_HW[1]}x{SIZE_HW[0]} px, {IMAGES * MATCHES_PER_IMAGE} stored matches per job",
         "job_matches": sum(int(s.get("matches", 0)) for s in stats),
         "health_idle_ms": _percentiles(idle),
-        "health_during_chat_ms": {
-            **_percentiles(probe.latencies_ms),
-            "max": round(max(probe.latencies_ms), 1),
-            "errors": probe.errors,
+        "load_average_1_5_15": {
+            "before": [round(v, 2) for v in load_before],
+            "after": [round(v, 2) for v in load_after],
         },
+        "health_during_chat_ms": _probe_figures(probe),
+        "health_during_advice_ms": _probe_figures(advice_probe),
         "chat_s": {"first": round(chats[0], 3), "cached_median": round(statistics.median(chats[1:]), 3)},
-        "advice_job_ms": {"first": round(advice_cold, 1), "cached": round(advice_warm, 1)},
+        "advice_job_ms": {
+            "first": round(advice_cold, 1),
+            "cached": round(advice_warm, 1),
+            "first_without_stored_summaries": round(legacy_cold, 1),
+        },
+        "summary_per_image_ms": _percentiles(summary_ms) if summary_ms else None,
         "advice_image_ms": {
             "first": round(image_cold, 1),
             "cached": round(image_warm, 1),

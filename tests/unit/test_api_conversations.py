@@ -146,7 +146,9 @@ def test_upgrade_from_the_previous_head_keeps_jobs_and_adds_conversations(tmp_pa
     job = jobs.get("j1")
     assert job is not None and job.params == JobParams(QueryParams(threshold=0.3)) and job.total == 1
     with db.engine.connect() as connection:
-        assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
+        assert (
+            connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
+        )  # the newest revision (0003 adds job_item_summaries)
     # and back down again, leaving the jobs alone
     with db.engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -525,10 +525,10 @@ def test_export_with_the_settings_on_screen_equals_the_query_answers_and_records
 @pytest.mark.parametrize(
     ("params", "code", "words"),
     [
-        ({"threshold": "2"}, "invalid_params", "threshold"),
-        ({"merge_threshold": "-0.1"}, "invalid_params", "merge_threshold"),
-        ({"threshold": "nan"}, "invalid_params", "threshold"),
-        ({"alpha": "1.5"}, "invalid_params", "alpha"),
+        ({"threshold": "2"}, "validation_error", "threshold"),
+        ({"merge_threshold": "-0.1"}, "validation_error", "merge_threshold"),
+        ({"threshold": "nan"}, "validation_error", "threshold"),
+        ({"alpha": "1.5"}, "validation_error", "alpha"),
         ({"mode": "some"}, "validation_error", "mode"),
         ({"merge_strategy": "max"}, "validation_error", "merge_strategy"),
         ({"threshold": "high"}, "validation_error", "threshold"),

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-import seglens.services.screen_context as screen_context
+import seglens.services.item_summary as item_summary
 from seglens.core.exports import ImageRecord
 from seglens.core.types import Query
 from seglens.services.advisor import advise
@@ -35,13 +35,13 @@ def test_context_build_compares_few_mask_pairs_however_many_matches(monkeypatch:
     # pycocotools holds the GIL for a whole call: the old code compared all 600 matches
     # of a keyword in one 600 x 600 call, freezing the server's other threads.
     calls: list[tuple[int, int]] = []
-    real = screen_context.rle_iou_matrix
+    real = item_summary.rle_iou_matrix
 
     def counting(a, b):  # type: ignore[no-untyped-def]
         calls.append((len(a), len(b)))
         return real(a, b)
 
-    monkeypatch.setattr(screen_context, "rle_iou_matrix", counting)
+    monkeypatch.setattr(item_summary, "rle_iou_matrix", counting)
     context = build_context([_crowded_image(600)])
     assert calls, "overlaps are still measured"
     assert max(a * b for a, b in calls) == 1

@@ -16,18 +16,24 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from seglens.core.exports import ImageRecord
 from seglens.core.query import parse_query
 from seglens.services.errors import InvalidInput
 from seglens.services.images import ImageService
 from seglens.services.interactive import InteractiveService
+from seglens.services.item_summary import SummarisedImage, summarise_item, usable_summary
 from seglens.services.jobs import JobService
-from seglens.services.jobs_types import JobParams, item_image_record
+from seglens.services.jobs_types import JobParams
 from seglens.services.provider import PipelineProvider
 from seglens.services.screen_context import PipelineFacts, ScreenContext, build_context, pipeline_facts
+from seglens.storage.jobs_repo import ItemSummaryRow
+from seglens.storage.records import JobRecord, StoredImage
 
 __all__ = ["ContextRequest", "ScreenContexts", "profile_facts"]
 
@@ -217,10 +223,14 @@ class ScreenContexts:
         cached = self._cached(key)
         if cached is not None:
             return cached
-        items = [i for i in self.jobs.iter_items(job.id) if i.status in ("done", "failed")]
-        names = self.images.find_many([i.image_id for i in items])
-        records: list[ImageRecord] = [item_image_record(i, job, names.get(i.image_id)) for i in items]
+        query = parse_query(job.query)
         params = job.params
+        rows = [r for r in self.jobs.item_summaries(job.id) if r.status in ("done", "failed")]
+        rows = self._with_summaries(job, rows, query.keywords, params.matching.threshold)
+        names = self.images.find_many([r.image_id for r in rows])
+        records = [
+            _summarised(r, names.get(r.image_id), query.keywords, params.matching.threshold) for r in rows
+        ]
         if pipeline is not None and (job.profile is None or job.profile == pipeline.profile):
             facts = pipeline_facts(pipeline)
         else:
@@ -231,7 +241,7 @@ class ScreenContexts:
             facts["points_per_side"] = params.points_per_side
         context = build_context(
             records,
-            query=parse_query(job.query),
+            query=query,
             params=params.query_params(),
             scope="job",
             subject_id=job.id,
@@ -239,3 +249,57 @@ class ScreenContexts:
             **facts,
         )
         return self._keep(key, context)
+
+    def _with_summaries(
+        self, job: JobRecord, rows: list[ItemSummaryRow], keywords: Sequence[str], threshold: float
+    ) -> list[ItemSummaryRow]:
+        """`rows` where every done image has a usable summary: the stored ones, and for
+        images that have none (finished before summaries were stored) or an outdated one,
+        computed from the stored result once and stored (one short write after the work,
+        never during it; if the write fails they are computed again next time)."""
+        missing = {
+            r.image_id
+            for r in rows
+            if r.status == "done" and usable_summary(r.summary, keywords, threshold) is None
+        }
+        if not missing:
+            return rows
+        computed: dict[str, tuple[dict[str, Any], dict[str, float] | None]] = {}
+        for item in self.jobs.iter_items(job.id):
+            if item.image_id in missing and item.status == "done" and item.result is not None:
+                summary = summarise_item(item.result, job.query, job.params)
+                if summary is not None:
+                    computed[item.image_id] = (summary, item.timings_ms)
+        try:
+            saved = self.jobs.store_summaries(job.id, computed)
+        except SQLAlchemyError as error:
+            saved = 0
+            log.warning("could not store the image summaries", extra={"fields": {"error": str(error)}})
+        log.info(
+            "image summaries computed",
+            extra={"fields": {"job_id": job.id, "computed": len(computed), "stored": saved}},
+        )
+        return [
+            replace(r, summary=computed[r.image_id][0], timings_ms=computed[r.image_id][1])
+            if r.image_id in computed
+            else r
+            for r in rows
+        ]
+
+
+def _summarised(
+    row: ItemSummaryRow, image: StoredImage | None, keywords: Sequence[str], threshold: float
+) -> SummarisedImage:
+    """A job image for `build_context`, named by its file name (its id when the image is
+    gone); an image that is not done carries its error."""
+    summary = usable_summary(row.summary, keywords, threshold) if row.status == "done" else None
+    error = row.error
+    if row.status != "done":
+        error = error or f"image not processed ({row.status})"
+    return SummarisedImage(
+        file_name=image.filename if image else row.image_id,
+        summary=summary,
+        timings_ms={k: float(v) for k, v in (row.timings_ms or {}).items()},
+        error=error,
+        error_code=row.error_code,
+    )

@@ -19,7 +19,8 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -31,7 +32,7 @@ from seglens.services.jobs_types import JobParams
 from seglens.services.logcontext import bind
 from seglens.services.scheduler import Scheduler
 from seglens.storage.images_repo import ImageRepository
-from seglens.storage.jobs_repo import JobRepository, NewJob
+from seglens.storage.jobs_repo import ItemSummaryRow, JobRepository, NewJob
 from seglens.storage.records import JobEvent, JobItemRecord, JobRecord, TransitionError
 
 __all__ = ["JobService"]
@@ -140,6 +141,18 @@ class JobService:
     def iter_items(self, job_id: str) -> Iterator[JobItemRecord]:
         """Every image of the job in submission order, read in batches."""
         return self.jobs.iter_items(job_id)
+
+    def item_summaries(self, job_id: str) -> list[ItemSummaryRow]:
+        """Every image of the job in submission order with its stored summary, without
+        its result (see `services/item_summary.py`)."""
+        return self.jobs.item_summaries(job_id)
+
+    def store_summaries(
+        self, job_id: str, summaries: Mapping[str, tuple[dict[str, Any], dict[str, float] | None]]
+    ) -> int:
+        """Store summaries computed for done images that had none, ``image id ->
+        (summary, timings_ms)``; returns how many."""
+        return self.jobs.store_summaries(job_id, summaries)
 
     def page(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[JobRecord], int]:
         """Jobs newest first (in `status` only, when given) and how many there are in all."""

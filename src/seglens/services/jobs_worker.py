@@ -30,6 +30,7 @@ from seglens.core.types import JobParams
 from seglens.errors import SegLensError
 from seglens.services.errors import NotFound
 from seglens.services.images import ImageService
+from seglens.services.item_summary import summarise_item
 from seglens.services.logcontext import bind
 from seglens.services.pipeline import TINY_BANNER, Pipeline
 from seglens.services.provider import PipelineProvider
@@ -234,7 +235,8 @@ class ItemProcessor:
             self.sink(claimed, outcome.files)
         timings = dict(outcome.timings_ms)
         timings["total"] = (time.perf_counter() - started) * 1000
-        updated = self._save(claimed, timings, outcome)
+        summary = summarise_item(outcome.result, job.query, job.params)
+        updated = self._save(claimed, timings, outcome, summary)
         fields: dict[str, Any] = {
             "status": "done" if outcome.ok else "failed",
             "timings_ms": {k: round(v, 1) for k, v in timings.items()},
@@ -257,7 +259,11 @@ class ItemProcessor:
         return updated
 
     def _save(
-        self, claimed: ClaimedItem, timings: dict[str, float], outcome: ItemOutcome
+        self,
+        claimed: ClaimedItem,
+        timings: dict[str, float],
+        outcome: ItemOutcome,
+        summary: dict[str, Any] | None = None,
     ) -> JobRecord | None:
         """`finish_item`, retried while the database refuses (locked by another process,
         a full disk freed meanwhile). When it keeps refusing, the image goes back to
@@ -276,6 +282,7 @@ class ItemProcessor:
                     match_count=outcome.match_count,
                     error=outcome.error,
                     error_code=outcome.error_code,
+                    summary=summary,
                 )
             except SQLAlchemyError as caught:
                 error = caught

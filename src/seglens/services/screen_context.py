@@ -6,14 +6,12 @@ scores just below and just above the threshold, the image holding the best score
 the overlaps among matches; region counts, image sizes, stage timings, the device and the
 failures. Pure: no I/O, no model.
 
-Bounded work and size, whatever the job: one pass over the images (each keyword's
-matches are counted and histogrammed, never compared with each other in bulk); overlaps
-are measured only between the `OVERLAP_TOP_K` best matches of a keyword in an image, only
-for pairs whose boxes can reach `OVERLAP_IOU`, and in at most `OVERLAP_MAX_IMAGES`
-images per keyword. Each mask comparison is one small pycocotools call: pycocotools keeps
-the GIL for the whole of a call, so one big IoU matrix (the old code compared every match
-of a keyword with every other: 600 matches in an image were one 360,000-pair call) froze
-every other thread of the server, the event loop included, for seconds at a time.
+Bounded work and size, whatever the job: one pass over the images, each reduced to an
+`ImageSummary` (see `item_summary`: per keyword counts, a histogram, a few scores and the
+overlaps among its `OVERLAP_TOP_K` best matches, each mask comparison one small
+pycocotools call, never one big IoU matrix that holds the GIL for seconds). Overlaps are
+counted in at most `OVERLAP_MAX_IMAGES` images per keyword. A job's images come as
+`SummarisedImage`s, summarised when they finished, so no mask is decoded at all.
 
 Scores are keyword probabilities in [0, 1]; a region matches when ``score >= threshold``,
 and two matches of one keyword merge when their mask IoU is ``> merge_threshold``.
@@ -21,7 +19,6 @@ and two matches of one keyword merge when their mask IoU is ``> merge_threshold`
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypedDict
@@ -29,8 +26,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict
 import numpy as np
 
 from seglens.core.exports import ImageRecord
-from seglens.core.masks import rle_iou_matrix
-from seglens.core.types import Match, Query, QueryParams, QueryResult
+from seglens.core.types import Query, QueryParams, QueryResult
+from seglens.services.item_summary import (
+    BARELY_ABOVE_MARGIN,
+    HISTOGRAM_BINS,
+    KEEP_SCORES,
+    OVERLAP_IOU,
+    OVERLAP_TOP_K,
+    KeywordSummary,
+    SummarisedImage,
+    summarise_result,
+)
 
 if TYPE_CHECKING:
     from seglens.services.pipeline import Pipeline
@@ -50,13 +56,9 @@ __all__ = [
     "pipeline_facts",
 ]
 
-OVERLAP_IOU = 0.3  # two matches of one keyword with mask IoU above this "overlap"
-BARELY_ABOVE_MARGIN = 0.05  # a match this close over the threshold is "barely above" it
-OVERLAP_TOP_K = 20  # overlaps are looked for among this many best matches per keyword and image
-OVERLAP_MAX_IMAGES = 50  # ... in at most this many images per keyword
-HISTOGRAM_BINS = 10  # match scores are counted in bins of 0.1 over [0, 1]
+OVERLAP_MAX_IMAGES = 50  # overlaps are counted in at most this many images per keyword
 PROPOSER_STAGES = ("preprocess", "image_encoder", "mask_decoder", "postprocess")
-_KEEP_SCORES = 3
+
 _KEEP_FAILURES = 5
 
 
@@ -189,7 +191,7 @@ def _compact(value: Any) -> Any:
 
 
 def build_context(
-    images: Sequence[ImageRecord | QueryResult],
+    images: Sequence[ImageRecord | QueryResult | SummarisedImage],
     *,
     query: Query | None = None,
     params: QueryParams | None = None,
@@ -205,33 +207,34 @@ def build_context(
     images_total: int | None = None,
 ) -> ScreenContext:
     """Summarise query results into a `ScreenContext`, in time linear in the images and
-    matches (see the module's note on overlaps).
+    matches (see the module's note on overlaps); from `SummarisedImage`s (stored
+    summaries) in time linear in the images alone, no mask decoded.
 
     `images` are the processed images (an `ImageRecord` carries its file name, timings and
-    failures; a bare `QueryResult` counts as one successful image named ``image-<n>``).
-    `query` and `params` default to those of the first result; `scope` to ``image`` for
-    one input, else ``job``; `subject_name` for an image to its file name;
-    `images_total` (e.g. a job's size, pending images included) to ``len(images)``.
+    failures; a bare `QueryResult` counts as one successful image named ``image-<n>``; a
+    `SummarisedImage` must have been summarised for `query`'s keywords at `params`'
+    threshold). `query` and `params` default to those of the first result (give them
+    with summaries); `scope` to ``image`` for one input, else ``job``; `subject_name` for
+    an image to its file name; `images_total` (e.g. a job's size, pending images
+    included) to ``len(images)``.
     """
-    records = [
-        r if isinstance(r, ImageRecord) else ImageRecord(f"image-{i + 1}", result=r)
-        for i, r in enumerate(images)
-    ]
-    done = [r for r in records if r.result is not None]
-    results = [r.result for r in done if r.result is not None]
-    query = query or (results[0].query if results else Query(()))
-    params = params or (results[0].params if results else QueryParams())
-    failed = [r for r in records if r.result is None and r.error]
+    results = [r.result if isinstance(r, ImageRecord) else r for r in images]
+    first = next((r for r in results if isinstance(r, QueryResult)), None)
+    query = query or (first.query if first is not None else Query(()))
+    params = params or (first.params if first is not None else QueryParams())
+    records = [_summarised(r, i, query, params) for i, r in enumerate(images)]
+    done = [r.summary for r in records if r.summary is not None]
+    failed = [r for r in records if r.summary is None and r.error]
     scope = scope or ("image" if len(records) == 1 else "job")
     if subject_name is None and scope == "image" and len(records) == 1:
         subject_name = records[0].file_name
 
-    sizes = [res.image_size_hw for res in results]
+    sizes = [s.image_size_hw for s in done]
     largest = max(sizes, key=lambda hw: hw[0] * hw[1]) if sizes else None
-    regions = [res.num_regions for res in results]
+    regions = [s.num_regions for s in done]
     exclusion_hits: dict[str, int] = {}
-    for res in results:
-        for word in res.excluded_by:
+    for summary in done:
+        for word in summary.excluded_by:
             exclusion_hits[word] = exclusion_hits.get(word, 0) + 1
 
     stage_totals: dict[str, list[float]] = {}
@@ -253,12 +256,12 @@ def build_context(
         meaningless=meaningless,
         device=device,
         images_total=images_total if images_total is not None else len(records),
-        images_done=len(results),
-        images_matched=sum(res.image_matched for res in results),
+        images_done=len(done),
+        images_matched=sum(s.image_matched for s in done),
         images_failed=len(failed),
         regions_mean=float(np.mean(regions)) if regions else 0.0,
         regions_max=max(regions, default=0),
-        keyword_stats=_all_keyword_stats(query.keywords, done, params.threshold),
+        keyword_stats=_all_keyword_stats(query.keywords, records),
         exclusion_hits=exclusion_hits,
         largest_image_hw=(int(largest[0]), int(largest[1])) if largest else None,
         mean_megapixels=float(np.mean([h * w for h, w in sizes]) / 1e6) if sizes else 0.0,
@@ -266,6 +269,20 @@ def build_context(
         cache_hit_images=sum(bool(r.cache_hits) and all(r.cache_hits.values()) for r in records),
         failures=tuple(Failure(r.file_name, r.error_code, r.error or "") for r in failed[:_KEEP_FAILURES]),
     )
+
+
+def _summarised(
+    image: ImageRecord | QueryResult | SummarisedImage, n: int, query: Query, params: QueryParams
+) -> SummarisedImage:
+    if isinstance(image, SummarisedImage):
+        return image
+    record = image if isinstance(image, ImageRecord) else ImageRecord(f"image-{n + 1}", result=image)
+    summary = None
+    if record.result is not None:
+        summary = summarise_result(
+            record.result, keywords=query.keywords, threshold=params.threshold, cache_hits=record.cache_hits
+        )
+    return SummarisedImage(record.file_name, summary, record.timings_ms, record.error, record.error_code)
 
 
 @dataclass
@@ -287,69 +304,38 @@ class _Tally:
 
 
 def _all_keyword_stats(
-    keywords: Sequence[str], done: Sequence[ImageRecord], threshold: float
+    keywords: Sequence[str], records: Sequence[SummarisedImage]
 ) -> tuple[KeywordStats, ...]:
     tallies = {kw: _Tally() for kw in keywords}
-    for record in done:
-        result = record.result
-        if result is None:
+    for record in records:
+        summary = record.summary
+        if summary is None:
             continue
-        by_keyword: dict[str, list[Match]] = {}
-        for match in result.matches:
-            if match.keyword in tallies:
-                by_keyword.setdefault(match.keyword, []).append(match)
         for keyword, tally in tallies.items():
-            _add_image(tally, keyword, record.file_name, result, by_keyword.get(keyword, []), threshold)
+            _add_image(
+                tally, record.file_name, summary.best_scores.get(keyword), summary.matched.get(keyword)
+            )
     return tuple(_stats(kw, tallies[kw]) for kw in keywords)
 
 
-def _add_image(
-    tally: _Tally, keyword: str, name: str, result: QueryResult, matches: list[Match], threshold: float
-) -> None:
-    score = result.best_scores.get(keyword) if result.num_regions else None
+def _add_image(tally: _Tally, name: str, score: float | None, image: KeywordSummary | None) -> None:
     if score is not None and (tally.best is None or score > tally.best):
         tally.best, tally.best_image = score, name
-    if not matches:
+    if image is None or not image.matches:
         if score is not None:
-            tally.below = sorted([*tally.below, score], reverse=True)[:_KEEP_SCORES]
+            tally.below = sorted([*tally.below, score], reverse=True)[:KEEP_SCORES]
         return
-    scores = [m.score for m in matches]
-    tally.matches += len(matches)
+    tally.matches += image.matches
     tally.images_matched += 1
-    tally.most = max(tally.most, len(matches))
-    tally.lowest = sorted([*tally.lowest, *heapq.nsmallest(_KEEP_SCORES, scores)])[:_KEEP_SCORES]
-    edge = threshold + BARELY_ABOVE_MARGIN
-    for score in scores:
-        tally.histogram[min(HISTOGRAM_BINS - 1, max(0, int(score * HISTOGRAM_BINS)))] += 1
-        tally.barely += score < edge
-    if len(matches) > 1 and tally.overlap_images < OVERLAP_MAX_IMAGES:
+    tally.most = max(tally.most, image.matches)
+    tally.lowest = sorted([*tally.lowest, *image.lowest])[:KEEP_SCORES]
+    for i, count in enumerate(image.histogram):
+        tally.histogram[i] += count
+    tally.barely += image.barely_above
+    if image.matches > 1 and tally.overlap_images < OVERLAP_MAX_IMAGES:
         tally.overlap_images += 1
-        ious = _overlaps(matches)
-        tally.pairs += len(ious)
-        tally.ious.extend(ious)
-
-
-def _overlaps(matches: Sequence[Match]) -> list[float]:
-    """Mask IoUs above `OVERLAP_IOU` among the `OVERLAP_TOP_K` best of `matches`; a pair
-    whose boxes cannot reach it (IoU <= min(box intersection, areas) / union bound) is
-    never decoded, and each remaining pair is its own short pycocotools call."""
-    top = sorted(matches, key=lambda m: -m.score)[:OVERLAP_TOP_K]
-    boxes = np.array([m.bbox_xyxy for m in top], np.float64)
-    areas = np.array([max(m.area, 1) for m in top], np.float64)
-    x0 = np.maximum(boxes[:, None, 0], boxes[None, :, 0])
-    y0 = np.maximum(boxes[:, None, 1], boxes[None, :, 1])
-    x1 = np.minimum(boxes[:, None, 2], boxes[None, :, 2])
-    y1 = np.minimum(boxes[:, None, 3], boxes[None, :, 3])
-    inter_box = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
-    inter = np.minimum(inter_box, np.minimum(areas[:, None], areas[None, :]))
-    bound = inter / np.maximum(areas[:, None] + areas[None, :] - inter, 1.0)
-    first, second = np.nonzero(np.triu(bound > OVERLAP_IOU, k=1))
-    found = []
-    for i, j in zip(first.tolist(), second.tolist(), strict=True):
-        iou = float(rle_iou_matrix([top[i].rle], [top[j].rle])[0, 0])
-        if iou > OVERLAP_IOU:
-            found.append(iou)
-    return found
+        tally.pairs += len(image.overlap_ious)
+        tally.ious.extend(image.overlap_ious)
 
 
 def _stats(keyword: str, tally: _Tally) -> KeywordStats:

@@ -9,7 +9,7 @@ interruption is discarded, and no result is ever written twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,9 +26,9 @@ from seglens.storage.records import (
     TransitionError,
     keywords_key,
 )
-from seglens.storage.tables import JobEventRow, JobItemRow, JobRow, utcnow
+from seglens.storage.tables import JobEventRow, JobItemRow, JobItemSummaryRow, JobRow, utcnow
 
-__all__ = ["ClaimedItem", "JobRepository", "NewJob"]
+__all__ = ["ClaimedItem", "ItemSummaryRow", "JobRepository", "NewJob"]
 
 _OPEN_ITEM_STATES = ("pending", "running")
 
@@ -56,6 +56,21 @@ class ClaimedItem:
 
     job: JobRecord
     item: JobItemRecord
+
+
+@dataclass(frozen=True)
+class ItemSummaryRow:
+    """One image of a job without its (large) stored result: its state, its stored
+    `summary` (None when not computed yet or not done), its stage timings (None for a
+    done image without a summary) and its failure."""
+
+    image_id: str
+    position: int
+    status: str
+    summary: dict[str, Any] | None
+    timings_ms: dict[str, float] | None
+    error: str | None
+    error_code: str | None
 
 
 def _job(row: JobRow) -> JobRecord:
@@ -197,6 +212,66 @@ class JobRepository:
                 return
             offset += batch
 
+    def item_summaries(self, job_id: str) -> list[ItemSummaryRow]:
+        """Every item of a job in order with its stored summary, never its result: the
+        done images' timings come with their summaries, only the other images (whose
+        rows hold no result) are read for theirs. A few hundred bytes per image."""
+        summary = JobItemSummaryRow
+        with self.db.read() as session:
+            # Only columns stored before `result`: SQLite then never reads its megabytes.
+            items = session.execute(
+                select(JobItemRow.image_id, JobItemRow.position, JobItemRow.status)
+                .where(JobItemRow.job_id == job_id)
+                .order_by(JobItemRow.position)
+            ).all()
+            summaries = {
+                image_id: (data, timings)
+                for image_id, data, timings in session.execute(
+                    select(summary.image_id, summary.summary, summary.timings_ms).where(
+                        summary.job_id == job_id
+                    )
+                )
+            }
+            others = {
+                image_id: (timings, error, code)
+                for image_id, timings, error, code in session.execute(
+                    select(
+                        JobItemRow.image_id, JobItemRow.timings_ms, JobItemRow.error, JobItemRow.error_code
+                    ).where(JobItemRow.job_id == job_id, JobItemRow.status != "done")
+                )
+            }
+        rows = []
+        for image_id, position, status in items:
+            data, timings = summaries.get(image_id, (None, None)) if status == "done" else (None, None)
+            timings, error, code = others.get(image_id, (timings, None, None))
+            rows.append(ItemSummaryRow(image_id, position, status, data, timings, error, code))
+        return rows
+
+    def store_summaries(
+        self, job_id: str, summaries: Mapping[str, tuple[dict[str, Any], dict[str, float] | None]]
+    ) -> int:
+        """Store computed summaries, ``image id -> (summary, timings_ms)``, of the job's
+        done images in one short transaction (replacing older ones); an image no longer
+        done is left alone. Returns how many were stored."""
+        if not summaries:
+            return 0
+        with self.db.write() as session:
+            done = set(
+                session.scalars(
+                    select(JobItemRow.image_id).where(
+                        JobItemRow.job_id == job_id,
+                        JobItemRow.image_id.in_(list(summaries)),
+                        JobItemRow.status == "done",
+                    )
+                )
+            )
+            for image_id in done:
+                data, timings = summaries[image_id]
+                session.merge(
+                    JobItemSummaryRow(job_id=job_id, image_id=image_id, summary=data, timings_ms=timings)
+                )
+        return len(done)
+
     def item(self, job_id: str, image_id: str) -> JobItemRecord | None:
         """The image `image_id` of job `job_id`, or None."""
         with self.db.read() as session:
@@ -287,13 +362,15 @@ class JobRepository:
         *,
         ok: bool,
         result: dict[str, Any] | None = None,
+        summary: dict[str, Any] | None = None,
         timings_ms: dict[str, float] | None = None,
         match_count: int = 0,
         error: str | None = None,
         error_code: str | None = None,
     ) -> JobRecord | None:
         """Write a running image's outcome, exactly once, with its job's counters; finish
-        the job when nothing is left. Returns None (and writes nothing) when the image is
+        the job when nothing is left. `summary` is the result's compact summary for the
+        assistant (`services/item_summary.py`), stored with it. Returns None (and writes nothing) when the image is
         no longer ``running``: its job was cancelled, interrupted or deleted meanwhile."""
         now = utcnow()
         with self.db.write() as session:
@@ -310,6 +387,12 @@ class JobRepository:
             )
             if written != 1:
                 return None
+            if ok and summary is not None:
+                session.merge(
+                    JobItemSummaryRow(
+                        job_id=job_id, image_id=image_id, summary=summary, timings_ms=timings_ms
+                    )
+                )
             job = session.get(JobRow, job_id)
             assert job is not None  # the item's foreign key guarantees it
             if ok:
@@ -418,6 +501,7 @@ class JobRepository:
     def delete(self, job_id: str) -> bool:
         """Delete the job with its items and events; False when there was none."""
         with self.db.write() as session:
+            session.execute(delete(JobItemSummaryRow).where(JobItemSummaryRow.job_id == job_id))
             session.execute(delete(JobItemRow).where(JobItemRow.job_id == job_id))
             session.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
             gone = session.execute(delete(JobRow).where(JobRow.id == job_id)).rowcount  # type: ignore[attr-defined]

@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -23,6 +33,7 @@ __all__ = [
     "InteractionRow",
     "JobEventRow",
     "JobItemRow",
+    "JobItemSummaryRow",
     "JobRow",
     "UtcDateTime",
     "utcnow",
@@ -129,6 +140,26 @@ class JobItemRow(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class JobItemSummaryRow(Base):
+    """A done job image's result in a few numbers per keyword (services/item_summary.py)
+    and its stage timings, so the assistant never reads the stored masks. A table of its
+    own: `job_items.result` can be megabytes, and SQLite reads (and rewrites) a row's
+    whole record to reach (or change) a column stored after it. None for images finished
+    before revision 0003 until the assistant first needs them."""
+
+    __tablename__ = "job_item_summaries"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["job_id", "image_id"], ["job_items.job_id", "job_items.image_id"], ondelete="CASCADE"
+        ),
+    )
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    image_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    timings_ms: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class JobEventRow(Base):

@@ -15,13 +15,25 @@ from starlette.background import BackgroundTask
 
 from seglens.api.deps import ImagesDep, JobsDep, ReportsDep, RuntimeDep
 from seglens.api.errors import responses
-from seglens.api.schemas import ImageLogOut, JobCreate, JobEventOut, JobOut, JobPage, JobStatsOut, ResultPage
+from seglens.api.schemas import (
+    ImageLogOut,
+    JobCreate,
+    JobEventOut,
+    JobOut,
+    JobPage,
+    JobStatsOut,
+    QueryText,
+    ResultPage,
+)
 from seglens.api.views import image_log_out, job_out, result_out, stats_out, warning_for
-from seglens.core.types import MatchMode
+from seglens.core.types import ALPHA_RANGE, MatchMode, QueryParams
 from seglens.services.errors import invalid_input
 from seglens.storage.records import FINISHED_JOB_STATES
 
 __all__ = ["router"]
+
+_THRESHOLD = QueryParams.THRESHOLD_RANGE
+_MERGE = QueryParams.MERGE_THRESHOLD_RANGE
 
 router = APIRouter(tags=["jobs"])
 
@@ -217,26 +229,33 @@ def export_job(
     reports: ReportsDep,
     job_id: JobIdPath,
     format: Annotated[Literal["coco", "csv", "masks", "overlays"], Query()] = "coco",
-    query: Annotated[
-        str | None, Query(min_length=1, max_length=4000, description="Keywords (default: the job's).")
+    query: Annotated[QueryText | None, Query(description="Keywords (default: the job's).")] = None,
+    threshold: Annotated[
+        float | None,
+        Query(ge=_THRESHOLD[0], le=_THRESHOLD[1], description="Matching threshold (default: the job's)."),
     ] = None,
-    threshold: Annotated[float | None, Query(description="Matching threshold (default: the job's).")] = None,
     merge_threshold: Annotated[
-        float | None, Query(description="Region-merging threshold (default: the job's).")
+        float | None,
+        Query(ge=_MERGE[0], le=_MERGE[1], description="Region-merging threshold (default: the job's)."),
     ] = None,
     mode: Annotated[MatchMode | None, Query(description="`any` or `all` (default: the job's).")] = None,
     merge_strategy: Annotated[
         Literal["nms", "union"] | None, Query(description="`nms` or `union` (default: the job's).")
     ] = None,
     alpha: Annotated[
-        float | None, Query(description="Overlay opacity of `overlays` (default: the job's).")
+        float | None,
+        Query(
+            ge=ALPHA_RANGE[0],
+            le=ALPHA_RANGE[1],
+            description="Overlay opacity of `overlays` (default: the job's).",
+        ),
     ] = None,
 ) -> Response:
     """The annotations are the union of what ``POST /query`` answers for each done image
     with the same query and settings (the job's own by default); a query or setting
     other than the job's matches every image again from the cached regions (503 while
     the models load). What was used is recorded under ``info.params`` (COCO) and in
-    ``provenance.json`` (zips). 422 (`invalid_params`, `invalid_query`) for values a
+    ``provenance.json`` (zips). 422 (`validation_error`, `invalid_query`) for values a
     query would refuse."""
     overrides = {
         "threshold": threshold,
