@@ -1,5 +1,5 @@
 """Packaging hook: the wheel carries a copy of ``docs/*.md`` as ``seglens/_docs``, so the
-AI assistant's user guide (seglens.services.assistant_guide) is the same whether SegLens
+AI assistant's user guide (seglens.services.assistant.guide) is the same whether SegLens
 runs from a checkout or from an installed wheel. Everything else is in pyproject.toml."""
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def _seed(
     for the jobs in `without_summaries`: images done before summaries existed). Returns
     the milliseconds each summary took (the worker's cost per image)."""
     try:
-        from seglens.services.item_summary import summarise_item
+        from seglens.services.jobs.summary import summarise_item
     except ImportError:  # a checkout from before the stored summaries
         summarise_item = None
     rng = np.random.default_rng(0)
@@ -227,14 +227,14 @@ def _get_ms(server: _Server, path: str, params: dict[str, Any]) -> tuple[float, 
 
 def _prompt_size() -> dict[str, Any] | None:
     try:
-        from seglens.services.assistant_prompt import PROMPT_TOKEN_BUDGET, build_messages, prompt_tokens
+        from seglens.services.assistant.prompt import PROMPT_TOKEN_BUDGET, build_messages, prompt_tokens
     except ImportError:  # a checkout from before the prompt budget
         return None
     from seglens.core.exports import ImageRecord
     from seglens.core.types import CocoRle, Match, Query, QueryParams, QueryResult
-    from seglens.services.advisor import advise
-    from seglens.services.assistant_guide import load_user_guide
-    from seglens.services.screen_context import build_context
+    from seglens.services.assistant.advisor import advise
+    from seglens.services.assistant.guide import load_user_guide
+    from seglens.services.assistant.screen_context import build_context
 
     keywords = tuple(f"keyword {i}" for i in range(32))
     rle = CocoRle(size=[100, 120], counts="0PY8")

@@ -25,7 +25,7 @@ def task_backend(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     from benchmarks.worker import _params, _peak_rss_mb, photo_1024
     from seglens.core.crops import region_crops
     from seglens.models.loading import load_model
-    from seglens.services.pipeline import Pipeline
+    from seglens.services.segment.pipeline import Pipeline
     from seglens.storage.cache import ArtifactCache
 
     backend = args["backend"]

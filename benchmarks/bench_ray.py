@@ -1,7 +1,7 @@
 """Ray executor benchmarks: the same headless batch on the local executor and on Ray.
 
 - throughput: 24 distinct 384x512 photos, tiny profile, cold cache, through
-  `seglens.services.batch.BatchRunner` (ingest, segment, match, render the overlay, commit,
+  `seglens.services.jobs.headless.BatchRunner` (ingest, segment, match, render the overlay, commit,
   write the output files) on: the local executor (one worker thread, torch on every core),
   Ray with one actor per core (1 CPU each), and Ray with one actor holding every core (the
   like-for-like overhead of going through Ray); start-up (Ray, actors loading the models)
@@ -57,8 +57,8 @@ def _data_dir(root: Path, models: Path, name: str) -> Path:
 
 def _batch(root: Path, models: Path, files: list[Path], name: str, **settings: Any) -> dict[str, Any]:
     """One cold batch; start-up and the batch itself timed apart."""
-    from seglens.services.batch import BatchRunner
-    from seglens.services.jobs_types import JobParams
+    from seglens.services.jobs.headless import BatchRunner
+    from seglens.services.jobs.types import JobParams
     from seglens.settings import Settings
 
     config = Settings(

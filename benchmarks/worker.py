@@ -172,7 +172,7 @@ def task_e2e(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     """Cold segment + query end to end, the pure forward time inside it, then re-query
     latency from the warm cache (new thresholds, new keywords, new transparency)."""
     from seglens.core.query import BACKGROUND_PROMPTS, TEMPLATES
-    from seglens.services.pipeline import Pipeline
+    from seglens.services.segment.pipeline import Pipeline
     from seglens.storage.cache import ArtifactCache
 
     cache_dir = Path(args["cache_dir"])

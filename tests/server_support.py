@@ -21,7 +21,7 @@ from fakes import FakeProposer, OracleEmbedder, shapes_scene
 from seglens.api.app import create_app
 from seglens.core.types import GenerationParams
 from seglens.models.protocols import Proposal
-from seglens.services.pipeline import Pipeline
+from seglens.services.segment.pipeline import Pipeline
 from seglens.settings import Settings
 from seglens.storage.cache import ArtifactCache
 

@@ -36,11 +36,11 @@ __all__ = [
 if TYPE_CHECKING:
     from seglens.core.types import GenerationParams, JobParams, Match, QueryParams, QueryResult, Regions
     from seglens.errors import ImageError, ModelNotAvailableError, SegLensError
-    from seglens.services.pipeline import Pipeline, Segmentation
+    from seglens.services.segment.pipeline import Pipeline, Segmentation
 
 _LAZY = {
-    "Pipeline": "seglens.services.pipeline",
-    "Segmentation": "seglens.services.pipeline",
+    "Pipeline": "seglens.services.segment.pipeline",
+    "Segmentation": "seglens.services.segment.pipeline",
     "GenerationParams": "seglens.core.types",
     "JobParams": "seglens.core.types",
     "Match": "seglens.core.types",

@@ -18,7 +18,7 @@ from seglens.core.types import ALPHA_RANGE, DEFAULT_ALPHA, GenerationParams, Job
 
 if TYPE_CHECKING:
     from seglens.models.registry import Profile as ProfileSpec
-    from seglens.services.runs import RunSummary
+    from seglens.services.segment.runs import RunSummary
     from seglens.settings import Settings
     from seglens.storage.records import JobRecord
 
@@ -189,8 +189,8 @@ def segment(
     from tqdm import tqdm
 
     from seglens.models.hub import ModelNotAvailableError
-    from seglens.services.pipeline import TINY_BANNER, Pipeline
-    from seglens.services.runs import collect_inputs, run_query_over_files
+    from seglens.services.segment.pipeline import TINY_BANNER, Pipeline
+    from seglens.services.segment.runs import collect_inputs, run_query_over_files
 
     settings = _settings()
     query_params = _query_params(query, threshold, merge, mode, merge_strategy)
@@ -277,8 +277,8 @@ def batch(
 
     Writes the same files as `seglens segment`. The batch's state (a job store) lives in
     OUT/.seglens: after Ctrl-C or a crash, the same command continues where it stopped."""
-    from seglens.services.pipeline import TINY_BANNER
-    from seglens.services.runs import collect_inputs
+    from seglens.services.segment.pipeline import TINY_BANNER
+    from seglens.services.segment.runs import collect_inputs
 
     settings = _settings(
         profile=profile,
@@ -320,7 +320,7 @@ def _run_batch(
     from tqdm import tqdm
 
     from seglens.errors import BatchBusy, Conflict, ExecutorUnavailable
-    from seglens.services.batch import BatchRunner
+    from seglens.services.jobs.headless import BatchRunner
 
     bars: list[tqdm[object]] = []  # made once the job is known (after Ray's start-up lines)
 

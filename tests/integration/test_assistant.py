@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from fake_openai import FakeOpenAI, Reply
-from seglens.services.advisor import ScreenContext, build_context
-from seglens.services.assistant import (
+from seglens.services.assistant.advisor import ScreenContext, build_context
+from seglens.services.assistant.chat import (
     Assistant,
     AssistantEvent,
     ChatMessage,

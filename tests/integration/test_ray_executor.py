@@ -18,7 +18,7 @@ import pytest
 
 from live_server import photos
 from seglens.core.types import QueryParams
-from seglens.services.jobs_types import JobParams
+from seglens.services.jobs.types import JobParams
 from seglens.settings import Settings
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -201,7 +201,7 @@ def test_stopping_mid_batch_interrupts_and_a_restart_resumes_each_image_once(run
 
 
 def test_headless_batch_on_ray_writes_the_files_of_a_local_batch(runtime, tmp_path, models_dir):
-    from seglens.services.batch import BatchRunner
+    from seglens.services.jobs.headless import BatchRunner
 
     runtime.executor.close()  # its actors' CPUs go to the batch's actors
 

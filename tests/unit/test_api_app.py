@@ -124,7 +124,7 @@ def test_openapi_documents_every_route_with_its_error_responses(tmp_path, token)
 def test_health_reports_loading_then_ready_and_requests_wait_for_the_models(tmp_path):
     release = threading.Event()
     from fakes import FakeProposer, OracleEmbedder
-    from seglens.services.pipeline import Pipeline
+    from seglens.services.segment.pipeline import Pipeline
 
     def slow_factory(settings):
         release.wait(30)

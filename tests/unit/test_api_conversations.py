@@ -15,8 +15,8 @@ from sqlalchemy import inspect
 from assistant_support import ASSISTANT, KEY, app_with, chat, image_context, llm_settings
 from fake_openai import FakeOpenAI, Reply
 from seglens.core.types import JobParams, QueryParams
-from seglens.services.assistant import DoneEvent, ErrorEvent, TextEvent
-from seglens.services.assistant_guide import BUILTIN_GUIDE, load_user_guide
+from seglens.services.assistant.chat import DoneEvent, ErrorEvent, TextEvent
+from seglens.services.assistant.guide import BUILTIN_GUIDE, load_user_guide
 from seglens.storage.db import MIGRATIONS_DIR, Database
 from seglens.storage.images_repo import ImageRepository
 from seglens.storage.jobs_repo import JobRepository, NewJob

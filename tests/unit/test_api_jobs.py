@@ -401,8 +401,8 @@ def test_two_submissions_racing_at_the_queue_limit_cannot_both_pass():
     from types import SimpleNamespace
 
     from seglens.services.errors import QueueFull
-    from seglens.services.jobs import JobService
-    from seglens.services.jobs_types import JobParams
+    from seglens.services.jobs.service import JobService
+    from seglens.services.jobs.types import JobParams
 
     class SlowJobs:
         def __init__(self):
@@ -452,7 +452,7 @@ def test_a_database_that_refuses_a_result_is_retried_then_the_image_is_computed_
     claims recorded as failed."""
     from sqlalchemy.exc import OperationalError
 
-    from seglens.services import jobs_worker
+    from seglens.services.jobs import worker as jobs_worker
     from seglens.storage.jobs_repo import JobRepository
 
     monkeypatch.setattr(jobs_worker, "SAVE_RETRY_DELAYS_S", (0.01, 0.01, 0.01))

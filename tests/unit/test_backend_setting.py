@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from fakes import FakeProposer, OracleEmbedder
-from seglens.services.pipeline import Pipeline
+from seglens.services.segment.pipeline import Pipeline
 from seglens.settings import Settings
 from server_support import API, harness
 

@@ -18,14 +18,14 @@ DOCUMENTED = [
     "models/specs.py",
     "models/amg.py",
     "services/errors.py",
-    "services/jobs.py",
-    "services/jobs_types.py",
-    "services/jobs_worker.py",
-    "services/jobs_reports.py",
-    "services/images.py",
-    "services/batch.py",
-    "services/executors/__init__.py",
-    "services/executors/ray_actor.py",
+    "services/jobs/service.py",
+    "services/jobs/types.py",
+    "services/jobs/worker.py",
+    "services/jobs/reports.py",
+    "services/segment/images.py",
+    "services/jobs/headless.py",
+    "services/jobs/executors/__init__.py",
+    "services/jobs/executors/ray_actor.py",
 ]
 # Storage of the assistant's conversations is the assistant's to document.
 SKIPPED = {"storage/conversations_repo.py"}

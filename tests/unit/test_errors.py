@@ -40,9 +40,9 @@ def test_the_old_import_paths_name_the_same_classes():
     from seglens.llm import LLMError
     from seglens.models.hub import ModelNotAvailableError as hub_error
     from seglens.models.registry import InvalidModelSpec as registry_error
-    from seglens.services.batch import BatchBusy as batch_busy
     from seglens.services.errors import NotFound
-    from seglens.services.executors import ExecutorUnavailable as executor_error
+    from seglens.services.jobs.executors import ExecutorUnavailable as executor_error
+    from seglens.services.jobs.headless import BatchBusy as batch_busy
     from seglens.storage.records import TransitionError as records_error
 
     assert core_image_error is ImageError and hub_error is ModelNotAvailableError

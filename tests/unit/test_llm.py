@@ -151,7 +151,7 @@ def test_suggest_parameters_schema_lists_the_knobs() -> None:
 
 
 def test_importing_seglens_llm_does_not_import_openai() -> None:
-    code = "import sys, seglens.llm, seglens.services.assistant; print('openai' in sys.modules)"
+    code = "import sys, seglens.llm, seglens.services.assistant.chat; print('openai' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

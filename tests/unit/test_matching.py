@@ -5,7 +5,7 @@ import pytest
 
 from fakes import FakeProposer, OracleEmbedder, shapes_scene
 from seglens.core.masks import decode_rle, rle_iou_matrix
-from seglens.services.pipeline import Pipeline
+from seglens.services.segment.pipeline import Pipeline
 
 
 def _pipeline(masks, logit_scale=100.0):

@@ -1,7 +1,7 @@
 """Request and response bodies of the assistant routes (``/api/v1/assistant/...``).
 
 The chat itself answers with server-sent events (see `seglens.api.routes.assistant`);
-their `data` are the event dicts of `seglens.services.assistant`, whose suggestion shape is
+their `data` are the event dicts of `seglens.services.assistant.chat`, whose suggestion shape is
 `SuggestionOut` here.
 """
 

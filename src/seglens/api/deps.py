@@ -9,16 +9,16 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from seglens.api.errors import ApiError
 from seglens.api.security import UNAUTHORIZED_MESSAGE, token_matches
-from seglens.services.assistant_chat import AssistantService
-from seglens.services.conversations import ConversationService
+from seglens.services.assistant.conversations import ConversationService
+from seglens.services.assistant.service import AssistantService
 from seglens.services.history import HistoryService
-from seglens.services.images import ImageService
-from seglens.services.interactive import InteractiveService
-from seglens.services.jobs import JobService
-from seglens.services.jobs_reports import JobReports
+from seglens.services.jobs.reports import JobReports
+from seglens.services.jobs.service import JobService
 from seglens.services.runtime import Runtime
-from seglens.services.search import SearchService
-from seglens.services.viewdata import ViewDataService
+from seglens.services.segment.images import ImageService
+from seglens.services.segment.interactive import InteractiveService
+from seglens.services.segment.search import SearchService
+from seglens.services.segment.viewdata import ViewDataService
 from seglens.settings import Settings
 
 __all__ = [

@@ -27,7 +27,7 @@ from seglens.core.types import (
     MergeStrategy,
     QueryParams,
 )
-from seglens.services.jobs_types import JobParams
+from seglens.services.jobs.types import JobParams
 
 __all__ = [
     "ErrorBody",

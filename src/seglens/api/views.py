@@ -21,8 +21,8 @@ from seglens.api.schemas import (
     StageStatsOut,
 )
 from seglens.core.types import Match
-from seglens.services.jobs_reports import JobStats
-from seglens.services.pipeline import TINY_BANNER
+from seglens.services.jobs.reports import JobStats
+from seglens.services.segment.pipeline import TINY_BANNER
 from seglens.storage.records import HistoryEntry, JobItemRecord, JobRecord, StoredImage
 
 __all__ = [

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Literal
 
 from seglens.services.errors import ModelsUnavailable
-from seglens.services.pipeline import Pipeline
+from seglens.services.segment.pipeline import Pipeline
 
 __all__ = ["PipelineProvider", "ProviderState"]
 

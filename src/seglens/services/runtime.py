@@ -24,21 +24,21 @@ from dataclasses import dataclass
 
 from seglens.models.progress import LOADS, ModelLoadState
 from seglens.models.registry import profile_is_meaningless
-from seglens.services.assistant import Assistant
-from seglens.services.assistant_chat import AssistantService
-from seglens.services.assistant_context import ScreenContexts
-from seglens.services.conversations import ConversationService
-from seglens.services.executors import build_executor
+from seglens.services.assistant.chat import Assistant
+from seglens.services.assistant.context import ScreenContexts
+from seglens.services.assistant.conversations import ConversationService
+from seglens.services.assistant.service import AssistantService
 from seglens.services.history import HistoryService
-from seglens.services.images import ImageService
-from seglens.services.interactive import InteractiveService
-from seglens.services.jobs import JobService
-from seglens.services.jobs_reports import JobReports
-from seglens.services.pipeline import TINY_BANNER, Pipeline
+from seglens.services.jobs.executors import build_executor
+from seglens.services.jobs.reports import JobReports
+from seglens.services.jobs.service import JobService
 from seglens.services.provider import PipelineProvider, ProviderState
 from seglens.services.scheduler import Scheduler
-from seglens.services.search import SearchService
-from seglens.services.viewdata import ViewDataService
+from seglens.services.segment.images import ImageService
+from seglens.services.segment.interactive import InteractiveService
+from seglens.services.segment.pipeline import TINY_BANNER, Pipeline
+from seglens.services.segment.search import SearchService
+from seglens.services.segment.viewdata import ViewDataService
 from seglens.settings import Settings
 from seglens.storage.cache import ArtifactCache
 from seglens.storage.conversations_repo import ConversationRepository

@@ -370,7 +370,7 @@ class JobRepository:
     ) -> JobRecord | None:
         """Write a running image's outcome, exactly once, with its job's counters; finish
         the job when nothing is left. `summary` is the result's compact summary for the
-        assistant (`services/item_summary.py`), stored with it. Returns None (and writes nothing) when the image is
+        assistant (`services/jobs/summary.py`), stored with it. Returns None (and writes nothing) when the image is
         no longer ``running``: its job was cancelled, interrupted or deleted meanwhile."""
         now = utcnow()
         with self.db.write() as session:

@@ -143,7 +143,7 @@ class JobItemRow(Base):
 
 
 class JobItemSummaryRow(Base):
-    """A done job image's result in a few numbers per keyword (services/item_summary.py)
+    """A done job image's result in a few numbers per keyword (services/jobs/summary.py)
     and its stage timings, so the assistant never reads the stored masks. A table of its
     own: `job_items.result` can be megabytes, and SQLite reads (and rewrites) a row's
     whole record to reach (or change) a column stored after it. None for images finished

@@ -51,7 +51,7 @@ EXTRA_EN: dict[str, str] = {
     "source_llm": "LLM",
     "ctx_image": "image {image}… · {query} · threshold {threshold:.2f} · merge {merge:.2f}",
     "ctx_job": "job {job}…",
-    # English comes from the server (services/advisor.py); these keep the catalogues alike.
+    # English comes from the server (services/assistant/advisor.py); these keep the catalogues alike.
     "sum_looking": 'Looking at{where} with the query "{query}" (threshold {threshold:.2f}, merging {merge:.2f}, {mode}).',
     "sum_one": " 1 image",
     "sum_many": " {n} images",
@@ -77,7 +77,7 @@ EXTRA_EN: dict[str, str] = {
     "rule_rephrase_keyword": "Nothing comes near the threshold: try another word or a stronger embedder.",
 }
 
-# Rule ids of the offline advisor (services/advisor.py) → the reason in Chinese; the
+# Rule ids of the offline advisor (services/assistant/advisor.py) → the reason in Chinese; the
 # numbers are on the card itself (threshold → 0.30, ...).
 _RULES_ZH = {
     "rule_all_failed": "所有已处理的图像都失败了，没有可调的参数。请检查输入文件：格式、大小限制、是否损坏。",

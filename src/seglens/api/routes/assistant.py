@@ -9,7 +9,7 @@ Chat event stream (``POST /assistant/chat``), one SSE message per event::
     event: done                    last, always: {"type": "done", "source", "reply",
                                                   "conversation_id"}
 
-`data` is the event's ``to_dict()`` from `seglens.services.assistant` as one line of JSON.
+`data` is the event's ``to_dict()`` from `seglens.services.assistant.chat` as one line of JSON.
 Everything that can be refused (bad body, unknown conversation, job or image, too many
 chats at once, models not loaded for an image context) is refused with a JSON error
 before the stream starts; once it has started, LLM failures are `error` events followed by
@@ -50,11 +50,11 @@ from seglens.api.errors import responses
 from seglens.api.schemas import GRID_LIMIT_MARK, QUERY_TEXT_SCHEMA
 from seglens.core.query import MAX_QUERY_CHARS
 from seglens.core.types import GenerationParams, QueryParams
-from seglens.services.assistant import DoneEvent
-from seglens.services.assistant_chat import ChatTurn
-from seglens.services.assistant_context import ContextRequest
+from seglens.services.assistant.chat import DoneEvent
+from seglens.services.assistant.context import ContextRequest
+from seglens.services.assistant.service import ChatTurn
 from seglens.services.errors import InvalidInput, invalid_input
-from seglens.services.jobs_types import JobParams
+from seglens.services.jobs.types import JobParams
 from seglens.storage.conversations_repo import ConversationRecord, MessageRecord
 
 __all__ = ["EVENT_TYPES", "router"]

@@ -1,0 +1,1 @@
+"""The AI assistant: chat with an LLM or the offline advisor, screen context, guide, conversations."""

@@ -1,0 +1,1 @@
+"""Segmentation use cases: segment, query, refine, search, view data, file runs."""
