@@ -230,16 +230,5 @@ class SessionKeeper:
             out[self.notice] = notice_html(t(session.lang, "images_gone", n=len(missing)), "info")
         return out
 
-    @staticmethod
-    def remember(
-        session: Session,
-        lang: str,
-        keywords: str,
-        exclude: str,
-        mode: str,
-        threshold: float,
-        merge: float,
-        alpha: float,
-        points_per_side: float,
-    ) -> dict[str, Any]:
-        return snapshot(session, lang, keywords, exclude, mode, threshold, merge, alpha, points_per_side)
+    # The handler that saves: the snapshot of the session and the controls (its inputs).
+    remember = staticmethod(snapshot)
