@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seglens.services.logcontext import bind
@@ -74,12 +75,12 @@ class RequestContextMiddleware:
             declared = headers.get(b"content-length", b"")
             try:
                 if declared.isdigit() and int(declared) > self.max_body_bytes:
-                    await self._reject(send_with_id)
+                    await self._reject(scope, receive, send_with_id)
                 else:
                     await self.app(scope, counted_receive, send_with_id)
             except _TooLarge:
                 if state["status"] is None:
-                    await self._reject(send_with_id)
+                    await self._reject(scope, receive, send_with_id)
             finally:
                 log.info(
                     "request",
@@ -93,18 +94,8 @@ class RequestContextMiddleware:
                     },
                 )
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = _error_body(
             "request_too_large", f"the request body is larger than the limit of {self.max_body_bytes:,} bytes"
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await Response(body, status_code=413, media_type="application/json")(scope, receive, send)

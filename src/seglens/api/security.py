@@ -9,9 +9,9 @@ routers used without the middleware. The token is never logged.
 from __future__ import annotations
 
 import hmac
-import json
 
 from pydantic import SecretStr
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["UNAUTHORIZED_MESSAGE", "BearerAuthMiddleware", "token_matches"]
@@ -58,16 +58,9 @@ class BearerAuthMiddleware:
         if token_matches(headers.get(b"authorization", b"").decode("latin-1"), self.token):
             await self.app(scope, receive, send)
             return
-        body = json.dumps({"error": {"code": "unauthorized", "message": UNAUTHORIZED_MESSAGE}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
+        answer = JSONResponse(
+            {"error": {"code": "unauthorized", "message": UNAUTHORIZED_MESSAGE}},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
         )
-        await send({"type": "http.response.body", "body": body})
+        await answer(scope, receive, send)

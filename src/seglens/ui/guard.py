@@ -18,9 +18,9 @@ serve``) and when it runs alone (``seglens ui``).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from starlette.responses import JSONResponse
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -74,18 +74,8 @@ class UiTokenGate:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
-        body = json.dumps({"error": {"code": "unauthorized", "message": _MESSAGE}}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        answer = JSONResponse({"error": {"code": "unauthorized", "message": _MESSAGE}}, status_code=401)
+        await answer(scope, receive, send)
 
 
 def _mounted(scope: Scope) -> bool:
