@@ -83,17 +83,17 @@ def resolve_backend(backend: str | None, device: str) -> str:
 #   session's life (cpu-fast, one encode + 64 prompts: peak 3.2 GB with it, 2.0 GB without).
 # - Pre-packing (a packed copy of the matmul weights) stays on: with the weights in an
 #   external data file it does not keep a second copy, and without it the kernels are slower.
-# - `release_freed_memory`: glibc keeps freed tensor buffers for reuse once its mmap
-#   threshold has adapted upwards, so a process holds its largest activations for good
-#   (encoder: 1.68 GB resident after the call vs 1.13 GB); a fixed threshold of 128 KiB
-#   hands big buffers back to the system when they are freed.
+# - `release_freed_memory` (off): a fixed glibc mmap/trim threshold (mallopt) hands freed
+#   tensor buffers back to the system, which glibc otherwise keeps once its threshold has
+#   adapted upwards. Rejected: cpu-fast end to end 67.0 s with it (128 KiB; 58.9 s at
+#   8 MiB) vs 33.8 s without, for a peak of 1696 (1798) vs 1898 MB.
 # Module-level so that the benchmark can measure the alternatives.
 SESSION_SETTINGS: dict[str, Any] = {
     "enable_cpu_mem_arena": False,
     "enable_mem_pattern": True,
     "disable_prepacking": False,
     "optimization": "all",  # "basic", "extended", "all"
-    "release_freed_memory": True,
+    "release_freed_memory": False,
 }
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
