@@ -239,8 +239,9 @@ CHOICES = [
     "cosine 0.9999999). The dynamo exporter was not needed and not timed.",
     "- **Memory** (cpu-fast probe, peak RSS): torch 1.4 GB; ORT as first built 3.3 GB; arena off "
     "2.3 GB; + weights in external data files (memory-mapped, one copy), no PyTorch copies "
-    "resident 2.05 GB; + glibc returning freed buffers (mallopt, 128 KiB) 1.64 GB. Rejected: "
-    "pre-packing off (decoder ~4x slower), optimisation levels basic/extended (no memory gain).",
+    "resident 2.05 GB. Rejected: a fixed glibc mmap/trim threshold (1.64 GB, but end to end "
+    "2x slower), pre-packing off (decoder ~4x slower), optimisation levels basic/extended "
+    "(no memory gain).",
     "- **SAM's ViT encoder stays on PyTorch:** on ORT its global attention peaked 3.0 GB above "
     "the loaded process (SAM ViT-B peak RSS 4358 vs 2643 MB); its decoder runs on ORT.",
     "- **CLIP's text tower is one suffix graph** on ORT: the shared-prefix path (new keywords) "
