@@ -47,12 +47,15 @@ def task_backend(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     result = pipe.query(segmentation, "cup, saucer, table", threshold=0.3)
     pipe.render(segmentation, result)
     e2e = time.perf_counter() - tick
-    keywords, keywords_plain = [], []
+    keywords, keywords_plain, keyword_one = [], [], []
     prefix_cache = getattr(embedder, "_prefix_cache", None)
     for i in range(12):
         tick = time.perf_counter()
         pipe.query(image, f"object {i}, thing {i}", threshold=0.3)
         keywords.append((time.perf_counter() - tick) * 1000)
+        tick = time.perf_counter()
+        pipe.query(image, f"gadget {i}", threshold=0.3)
+        keyword_one.append((time.perf_counter() - tick) * 1000)
         embedder._prefix_cache = None  # type: ignore[attr-defined]
         try:
             tick = time.perf_counter()
@@ -83,6 +86,7 @@ def task_backend(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
         "image_embeddings": embedder.embed_images(crops).tolist(),
         "text_embeddings": embedder.embed_texts(texts).tolist(),
         "new_keywords_ms_p50": float(np.percentile(keywords, 50)),
+        "new_keyword_one_ms_p50": float(np.percentile(keyword_one, 50)),
         "new_keywords_plain_ms_p50": float(np.percentile(keywords_plain, 50)),
         "peak_rss_mb": peak,
     }
@@ -125,9 +129,14 @@ def _parity(torch_run: dict[str, Any], onnx_run: dict[str, Any]) -> dict[str, An
 
 
 def bench_backends(
-    data_dir: Path, worker: Any, proposers: dict[str, str] | None = None, embedder: str = EMBEDDER
+    data_dir: Path,
+    worker: Any,
+    proposers: dict[str, str] | None = None,
+    embedder: str = EMBEDDER,
+    order: tuple[str, ...] = ("torch", "onnx", "onnx", "torch"),
 ) -> dict[str, Any]:
-    """Both proposers, torch vs onnx; `worker(task, args)` runs one task in a process."""
+    """Both proposers, torch vs onnx, runs in `order`; `worker(task, args)` runs one task
+    in a process."""
     base = {"points_per_side": 16, "points_per_batch": 64, "stability_score_thresh": 0.0}
     base |= {"min_region_area": 0, "box_nms_thresh": 1.0}
     out: dict[str, Any] = {}
@@ -138,7 +147,7 @@ def bench_backends(
         warm_s = time.perf_counter() - tick
         params = {**base, "pred_iou_thresh": quantiles["0.87"]}
         runs: dict[str, list[dict[str, Any]]] = {"torch": [], "onnx": []}
-        for backend in ("torch", "onnx", "onnx", "torch"):
+        for backend in order:
             print(f"backends, {label}: {backend} ...", flush=True)
             with tempfile.TemporaryDirectory() as cache_dir:
                 args = {
@@ -187,8 +196,15 @@ def doc_lines(report: dict[str, Any]) -> list[str]:
     lines.append(row("cold segment + query (s), best run", lambda r: r["e2e_s"]))
     lines.append(row("image encoder (s)", lambda r: r["timings_ms"]["image_encoder"] / 1000))
     lines.append(row("mask decoder (s)", lambda r: r["timings_ms"]["mask_decoder"] / 1000))
-    lines.append(row("new keyword p50 (ms), shared prefixes (torch)", lambda r: r["new_keywords_ms_p50"], 1))
-    lines.append(row("new keyword p50 (ms), plain text tower", lambda r: r["new_keywords_plain_ms_p50"], 1))
+    lines.append(
+        row("query, 1 new keyword p50 (ms), shared prefixes", lambda r: r["new_keyword_one_ms_p50"], 1)
+    )
+    lines.append(
+        row("query, 2 new keywords p50 (ms), shared prefixes", lambda r: r["new_keywords_ms_p50"], 1)
+    )
+    lines.append(
+        row("query, 2 new keywords p50 (ms), whole texts", lambda r: r["new_keywords_plain_ms_p50"], 1)
+    )
     lines.append(row("peak RSS (MB)", lambda r: r["peak_rss_mb"], 0))
     lines.append(row("regions", lambda r: r["regions"], 0))
     for label, r in (("cpu-fast", a), ("SAM ViT-B", b)):
@@ -221,12 +237,15 @@ CHOICES = [
     "SAM, SAM 2.1 (Hiera + multi-level decoder inputs) and CLIP's towers as they are in "
     "transformers 5.24 with exact parity (encoder max diff ~1e-7, decoder IoU diff ~2e-8, CLIP "
     "cosine 0.9999999). The dynamo exporter was not needed and not timed.",
-    "- **Shared-prefix text path stays on PyTorch** (it feeds cached keys and values into the "
-    "layers, which the exported tower does not take); the plain text path runs on ORT. Both "
-    "new-keyword figures are in the table above.",
-    "- **Weights are not kept twice:** once the ORT sessions hold the SAM image encoder and "
-    "CLIP vision tower, the PyTorch copies are freed (the mask decoder stays in PyTorch too "
-    "for box and multi-point prompts; it is small; CLIP's text tower stays for the prefix path).",
+    "- **Memory** (cpu-fast probe, peak RSS): torch 1.4 GB; ORT as first built 3.3 GB; arena off "
+    "2.3 GB; + weights in external data files (memory-mapped, one copy), no PyTorch copies "
+    "resident 2.05 GB. Rejected: a fixed glibc mmap/trim threshold (1.64 GB, but end to end "
+    "2x slower), pre-packing off (decoder ~4x slower), optimisation levels basic/extended "
+    "(no memory gain).",
+    "- **SAM's ViT encoder stays on PyTorch:** on ORT its global attention peaked 3.0 GB above "
+    "the loaded process (SAM ViT-B peak RSS 4358 vs 2643 MB); its decoder runs on ORT.",
+    "- **CLIP's text tower is one suffix graph** on ORT: the shared-prefix path (new keywords) "
+    "and whole texts (offset 0), so the PyTorch CLIP is released whole.",
     "- Not measured in the time available (left open, not rejected): OpenVINO, bf16 "
     "(AVX-512 BF16), dynamic int8 quantisation of decoder and towers, torch.compile. int8 "
     "changes results, so it would come only behind an explicit option with its parity figures.",

@@ -53,6 +53,8 @@ def test_mask_generation_matches_torch(name, models_dir, photos):
     torch_model = _load(name, models_dir, "torch")
     onnx_model = _load(name, models_dir, "onnx")
     assert onnx_model.backend_name == "onnx" and onnx_model.runtime is not None
+    # SAM's ViT encoder stays on PyTorch (peak memory), SAM 2.1's Hiera runs on ORT.
+    assert (onnx_model.runtime.encoder is not None) == (name == "tiny-sam2")
     image = np.ascontiguousarray(photos["coffee"][:200, :300])
     want = torch_model.propose(image, PARAMS).regions
     got = onnx_model.propose(image, PARAMS).regions
@@ -89,6 +91,31 @@ def test_clip_embeddings_match_torch(models_dir):
     assert cosine.min() >= 0.999
 
 
+def test_new_keywords_take_the_shared_prefix_path_on_onnx(models_dir):
+    """The shared-prefix text path (what a new keyword costs) runs on ONNX Runtime too:
+    same embeddings as PyTorch's plain forward pass, and no PyTorch weights are left
+    resident once the sessions serve (issue 14: peak memory not above torch's)."""
+    torch_model = _load("tiny-clip", models_dir, "torch")
+    onnx_model = _load("tiny-clip", models_dir, "onnx")
+    templates = TEMPLATES["en"]
+    prefixes = [t.split("{}")[0].rstrip() for t in templates if "{}" in t]
+    onnx_model.share_prefixes(prefixes[:3])
+    onnx_model.share_prefixes(prefixes)  # prefixes added later
+    cache = onnx_model._prefix_cache
+    assert cache is not None and cache.prefixes > 0
+    texts = [t.format(w) for w in ("red cup", "dog") for t in templates] + ["no template"]
+    torch_model._prefix_cache = None  # the reference: transformers' own forward pass
+    want = torch_model.embed_texts(texts)
+    got = onnx_model.embed_texts(texts)
+    assert cache.checked and cache.prefixes > 0  # its self-check passed
+    assert (want * got).sum(axis=1).min() >= 0.999
+    chosen, _ = cache.split(texts)
+    assert len(chosen) >= len(texts) - 1
+    assert got.shape == want.shape
+    parameters = list(onnx_model.model.parameters())
+    assert parameters and all(p.numel() == 0 for p in parameters)
+
+
 def test_export_is_cached_and_keyed(models_dir, monkeypatch):
     _load("tiny-clip", models_dir, "onnx")  # exported by now (or by an earlier test)
     calls = []
@@ -96,6 +123,12 @@ def test_export_is_cached_and_keyed(models_dir, monkeypatch):
     model = _load("tiny-clip", models_dir, "onnx")
     assert model.backend_name == "onnx"
     assert calls and all(not exported for exported in calls)  # found cached, none exported
+    # Weights in a data file beside each graph (memory-mapped by ONNX Runtime, one copy);
+    # CLIP's text tower is the one suffix graph, which also runs whole texts.
+    directory = runtime.ExportCache(models_dir, model.model_id).directory
+    assert {p.name for p in directory.glob("*.onnx")} == {"image_tower.onnx", "text_suffix.onnx"}
+    for graph in directory.glob("*.onnx"):
+        assert graph.with_suffix(".data").stat().st_size > graph.stat().st_size
     a = runtime.ExportCache(models_dir, "tiny-clip@a").directory
     b = runtime.ExportCache(models_dir, "tiny-clip@b").directory
     assert a != b and a.parent == b.parent

@@ -18,18 +18,24 @@ the plain path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["PrefixCache"]
+__all__ = ["PrefixCache", "SuffixRunner", "suffix_module", "suffix_shape"]
 
 log = logging.getLogger(__name__)
 
 # The cached path must reproduce transformers' forward pass this closely (cosine distance
 # of unit embeddings) on its self-check, else it is switched off.
 SELF_CHECK_TOLERANCE = 1e-3
+
+# What runs the text tower on suffixes when it is not PyTorch (`PrefixCache.use_runner`):
+# ``(ids (B, S) int64, offsets (B,) int64, past_keys, past_values (L, B, H, P, hd) float32,
+# last (B,) int64) -> (features (B, D), keys, values (L, B, H, S, hd))`` as numpy arrays;
+# the graph `suffix_module` builds.
+SuffixRunner = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
 def _has_layout(model: Any) -> bool:
@@ -70,6 +76,8 @@ class PrefixCache:
         self._prefixes: dict[tuple[int, ...], int] = {}  # token ids -> row in the stacks
         self._stacks: list[tuple[Any, Any]] = []  # per layer: (keys, values), (n, H, P, hd)
         self._lengths: list[int] = []
+        self._runner: SuffixRunner | None = None
+        self._shape = (0, 0, 0)  # layers, heads, head size
         self.checked = False
 
     @classmethod
@@ -78,6 +86,12 @@ class PrefixCache:
         if not _has_layout(model) or getattr(tokenizer, "eos_token_id", None) is None:
             return None
         return cls(model, tokenizer, device, max_length)
+
+    def use_runner(self, runner: SuffixRunner) -> None:
+        """Run the tower on suffixes (and new prefixes) through `runner` (an exported
+        `suffix_module`) instead of the PyTorch modules, which may then be released."""
+        self._shape = suffix_shape(self._model)
+        self._runner = runner
 
     @property
     def prefixes(self) -> int:
@@ -98,7 +112,7 @@ class PrefixCache:
         if not new:
             return
         with torch.inference_mode():
-            states = [self._forward([list(key)], [0], None)[1] for key in new]
+            states = [self._states(list(key)) for key in new]
         for key in new:
             self._prefixes[key] = len(self._lengths)
             self._lengths.append(len(key))
@@ -142,11 +156,37 @@ class PrefixCache:
         index = torch.tensor(prefix_rows, device=self._device)
         past = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self._stacks]
         lengths = [self._lengths[row] for row in prefix_rows]
+        if self._runner is not None:
+            past_keys = torch.stack([k for k, _ in past]).numpy()
+            past_values = torch.stack([v for _, v in past]).numpy()
+            features, _, _ = self._run(suffixes, lengths, past_keys, past_values)
+            return torch.from_numpy(features)
         hidden, _ = self._forward(suffixes, lengths, past)
         hidden = self._text.final_layer_norm(hidden)
         last = torch.tensor([len(ids) - 1 for ids in suffixes], device=self._device)
         pooled = hidden[torch.arange(len(suffixes), device=self._device), last]
         return self._model.text_projection(pooled)
+
+    def _states(self, ids: list[int]) -> list[tuple[Any, Any]]:
+        """Per-layer keys and values (1, H, p, hd) of a prefix's tokens `ids`."""
+        if self._runner is None:
+            return self._forward([ids], [0], None)[1]
+        import torch
+
+        layers, heads, head_dim = self._shape
+        nothing = np.zeros((layers, 1, heads, 1, head_dim), np.float32)  # masked out: offset 0
+        _, keys, values = self._run([ids], [0], nothing, nothing)
+        return [(torch.from_numpy(keys[n]), torch.from_numpy(values[n])) for n in range(layers)]
+
+    def _run(
+        self, suffixes: Sequence[list[int]], lengths: Sequence[int], past_keys: Any, past_values: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        assert self._runner is not None
+        width = max(len(ids) for ids in suffixes)
+        ids = np.asarray([tokens + [0] * (width - len(tokens)) for tokens in suffixes], np.int64)
+        last = np.asarray([len(tokens) - 1 for tokens in suffixes], np.int64)
+        offsets = np.asarray(lengths, np.int64)
+        return self._runner(ids, offsets, past_keys, past_values, last)
 
     def _ids(self, text: str) -> list[int]:
         return list(self._tokenizer(text)["input_ids"])
@@ -218,3 +258,64 @@ def _stack(tensors: list[Any], width: int) -> Any:
     import torch.nn.functional as F
 
     return torch.cat([F.pad(t, (0, 0, 0, width - t.shape[2])) for t in tensors], dim=0)
+
+
+def suffix_shape(model: Any) -> tuple[int, int, int]:
+    """(layers, heads, head size) of a CLIP model's text tower."""
+    layers = model.text_model.encoder.layers
+    attention = layers[0].self_attn
+    return len(layers), int(attention.num_heads), int(attention.head_dim)
+
+
+def suffix_module(model: Any) -> Any:
+    """CLIP's text tower on suffixes after cached prefixes, as a module on plain tensors
+    (for export): ``forward(ids, offsets, past_keys, past_values, last)`` with the shapes
+    of `SuffixRunner`, returning ``(features, keys, values)``. It computes what
+    `PrefixCache` computes with PyTorch (a row whose offset is 0 sees no prefix)."""
+    import torch
+    import torch.nn.functional as F
+
+    class Suffix(torch.nn.Module):
+        def __init__(self, inner: Any):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, ids: Any, offsets: Any, past_keys: Any, past_values: Any, last: Any) -> Any:
+            text = self.inner.text_model
+            rows, width = ids.shape[0], ids.shape[1]
+            cached = past_keys.shape[3]
+            offsets = offsets.unsqueeze(1)
+            last_position = text.embeddings.position_embedding.num_embeddings - 1
+            positions = (offsets + torch.arange(width)).clamp(max=last_position)
+            hidden = text.embeddings.token_embedding(ids) + text.embeddings.position_embedding(positions)
+            sees_prefix = torch.arange(cached).unsqueeze(0) < offsets
+            causal = torch.ones(width, width, dtype=torch.bool).tril()
+            mask = torch.cat(
+                [sees_prefix.unsqueeze(1).expand(rows, width, cached), causal.expand(rows, width, width)],
+                dim=2,
+            ).unsqueeze(1)
+            new_keys, new_values = [], []
+            for n, layer in enumerate(text.encoder.layers):
+                attention = layer.self_attn
+                x = layer.layer_norm1(hidden)
+                shape = (rows, width, attention.num_heads, attention.head_dim)
+                queries = attention.q_proj(x).view(shape).transpose(1, 2)
+                keys = attention.k_proj(x).view(shape).transpose(1, 2)
+                values = attention.v_proj(x).view(shape).transpose(1, 2)
+                new_keys.append(keys)
+                new_values.append(values)
+                attended = F.scaled_dot_product_attention(
+                    queries,
+                    torch.cat([past_keys[n], keys], dim=2),
+                    torch.cat([past_values[n], values], dim=2),
+                    attn_mask=mask,
+                    scale=attention.scale,
+                )
+                hidden = hidden + attention.out_proj(attended.transpose(1, 2).reshape(rows, width, -1))
+                hidden = hidden + layer.mlp(layer.layer_norm2(hidden))
+            hidden = text.final_layer_norm(hidden)
+            pooled = hidden[torch.arange(rows), last]
+            features = self.inner.text_projection(pooled)
+            return features, torch.stack(new_keys), torch.stack(new_values)
+
+    return Suffix(model).eval()

@@ -28,6 +28,13 @@ __all__ = ["DECODER_CHUNK", "OnnxSamRuntime"]
 # call: about 1.7x faster than 4 on the 2-core CPU; docs/benchmarks.md).
 DECODER_CHUNK = 16
 
+# Which families' image encoders run on ONNX Runtime (the mask decoder always does). SAM's
+# ViT encoder stays on PyTorch: its global-attention layers (4096 x 4096 per head at 1024
+# px) made ONNX Runtime's peak 3.0 GB above the loaded process against ~1.5 GB for
+# PyTorch's (SAM ViT-B: peak RSS 4358 MB vs 2643 MB, docs/benchmarks.md). SAM 2.1's Hiera
+# encoder (windowed attention) costs about the same on both and is faster on ONNX Runtime.
+ENCODER_ON_RUNTIME = {"sam": False, "sam2": True}
+
 # An export is used only if it reproduces PyTorch on a sample input this closely.
 _MAX_IOU_DIFF = 1e-3
 _MIN_MASK_AGREEMENT = 0.99
@@ -74,7 +81,8 @@ def _decoder_module(model: Any, levels: int) -> Any:
 
 class OnnxSamRuntime:
     """ONNX Runtime sessions for one `SamBackend`: `encode(pixel_values)` returns the
-    payload `SamBackend.encode_pixels` returns (a tensor, or a list of tensors for SAM 2);
+    payload `SamBackend.encode_pixels` returns (a tensor, or a list of tensors for SAM 2),
+    when `encoder` is not None (`ENCODER_ON_RUNTIME`);
     `decode(payload, points, labels)` returns ``(low_res_logits (P, 3, h, w), iou (P, 3))``
     torch tensors for multimask point prompts."""
 
@@ -95,13 +103,22 @@ class OnnxSamRuntime:
         model = backend.model
         side = backend.pad_size if backend.family == "sam" else backend.input_size
         pixels = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(0))
-        with torch.inference_mode():
-            reference = backend.encode_pixels(pixels)
-        tensors = list(reference) if isinstance(reference, list | tuple) else [reference]
-        levels = len(tensors)
+        # PyTorch's encoder runs only when a graph has to be exported (the sample the
+        # export traces and is checked on): with a cached export its weights are never
+        # touched (they are memory-mapped, so they never become resident) nor its
+        # activations allocated.
+        sample: list[Any] = []
+
+        def reference() -> list[Any]:
+            if not sample:
+                with torch.inference_mode():
+                    out = backend.encode_pixels(pixels)
+                sample.extend(list(out) if isinstance(out, list | tuple) else [out])
+            return sample
 
         def export_encoder(path: Path) -> None:
-            names = [f"embedding{i}" for i in range(levels)]
+            tensors = reference()
+            names = [f"embedding{i}" for i in range(len(tensors))]
             export_module(_encoder_module(model), (pixels,), path, ["pixel_values"], names, {})
             got = session(path).run(None, {"pixel_values": pixels.numpy()})
             for want, have in zip(tensors, got, strict=True):
@@ -110,11 +127,12 @@ class OnnxSamRuntime:
                 if diff > _MAX_EMBEDDING_DIFF:
                     raise RuntimeError(f"exported image encoder differs from PyTorch by {diff:.2e}")
 
-        points = torch.rand(1, 5, 1, 2, generator=torch.Generator().manual_seed(1)) * (side - 1)
-        labels = torch.ones(1, 5, 1, dtype=torch.int64)
-        decoder_module = _decoder_module(model, levels)
-
         def export_decoder(path: Path) -> None:
+            tensors = reference()
+            levels = len(tensors)
+            points = torch.rand(1, 5, 1, 2, generator=torch.Generator().manual_seed(1)) * (side - 1)
+            labels = torch.ones(1, 5, 1, dtype=torch.int64)
+            decoder_module = _decoder_module(model, levels)
             names = [f"embedding{i}" for i in range(levels)]
             dynamic = {"points": {1: "prompts", 2: "points"}, "labels": {1: "prompts", 2: "points"}}
             dynamic |= {"masks": {1: "prompts"}, "iou": {1: "prompts"}}
@@ -138,10 +156,16 @@ class OnnxSamRuntime:
                     f"exported mask decoder differs from PyTorch (IoU {iou_diff:.2e}, masks {agreement:.4f})"
                 )
 
-        encoder_path = cache.get("image_encoder", export_encoder)
+        on_runtime = ENCODER_ON_RUNTIME.get(backend.family, False)
+        encoder_path = cache.get("image_encoder", export_encoder) if on_runtime else None
         decoder_path = cache.get("mask_decoder", export_decoder)
-        runtime = cls(session(encoder_path), session(decoder_path), levels, (side, side))
-        release_weights(getattr(model, "vision_encoder", None))
+        sample.clear()
+        decoder = session(decoder_path)
+        levels = sum(1 for i in decoder.get_inputs() if i.name.startswith("embedding"))
+        encoder = session(encoder_path) if encoder_path is not None else None
+        runtime = cls(encoder, decoder, levels, (side, side))
+        if encoder is not None:
+            release_weights(getattr(model, "vision_encoder", None))
         return runtime
 
     def encode(self, pixel_values: Any) -> Any:

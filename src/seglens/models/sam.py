@@ -123,7 +123,7 @@ class SamBackend:
     def encode_pixels(self, pixel_values: Any) -> Any:
         import torch
 
-        if self.runtime is not None:
+        if self.runtime is not None and self.runtime.encoder is not None:
             return self.runtime.encode(pixel_values)
         with torch.inference_mode():
             return self.model.get_image_embeddings(pixel_values)
