@@ -30,13 +30,8 @@ FORBIDDEN = {
 LEAVES = {"_version", "errors"}
 CORE_THIRD_PARTY = {"numpy", "PIL", "pycocotools"}
 
-# Known circles still to be broken, each a set of modules a circle may lie within.
-# models/runtime.py's `attach_backend` imports the models it converts while
-# onnx_sam/onnx_clip import runtime (and sam.py reads onnx_sam's chunk size): the
-# ONNX-runtime work (models/onnx_*.py, models/runtime.py) owns this one.
-ALLOWED_CYCLES = [
-    {"seglens.models.onnx_clip", "seglens.models.onnx_sam", "seglens.models.runtime", "seglens.models.sam"},
-]
+# Known circles still to be broken, each a set of modules a circle may lie within (none).
+ALLOWED_CYCLES: list[set[str]] = []
 
 
 def _module_name(path: Path) -> str:

@@ -129,7 +129,7 @@ class ClipEmbedder:
             tokenizer.padding_side = "right"
         self.load_seconds = 0.0
         self.input_size = _input_size(image_processor)
-        # Set by `runtime.attach_backend`: an `OnnxClipRuntime` runs both towers' plain
+        # Set by `loading.attach_backend`: an `OnnxClipRuntime` runs both towers' plain
         # forward passes instead of PyTorch (the shared-prefix text path stays on PyTorch).
         self.runtime: Any = None
         self.backend_name = "torch"

@@ -8,6 +8,7 @@ imported only for a model that needs them (``needs_torch``)."""
 from __future__ import annotations
 
 import inspect
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,9 +21,11 @@ from seglens.models.hub import ResolvedModel, resolve_model
 from seglens.models.progress import LOADS
 from seglens.models.protocols import ImageTextEmbedder, RegionProposer
 from seglens.models.registry import LoadContext, get_profile, resolve_callable
-from seglens.models.runtime import attach_backend, resolve_backend
+from seglens.models.runtime import ExportCache, resolve_backend
 
-__all__ = ["LoadedModels", "call_loader", "load_model", "load_models"]
+__all__ = ["LoadedModels", "attach_backend", "call_loader", "load_model", "load_models"]
+
+log = logging.getLogger(__name__)
 
 # transformers' from_pretrained swaps process-wide functions while it builds a model
 # (`PreTrainedModel.tie_weights`, the torch.nn.init functions) and puts them back after.
@@ -164,3 +167,37 @@ def load_models(
         backend=backend,
     )
     return LoadedModels(proposer_model, embedder_model, spec.generation)  # type: ignore[arg-type]
+
+
+def attach_backend(model: Any, backend: str, device: str, models_dir: Path) -> str:
+    """Give a loaded model (`SamBackend` or `ClipEmbedder`) the resolved `backend`
+    (see `resolve_backend`) and return the one it runs on: ``onnx`` when its graphs were
+    exported (or found cached) and passed the parity check, else ``torch``. Never raises
+    for a failed export: the model stays on PyTorch and one warning line says why."""
+    chosen = resolve_backend(backend, device)
+    model.backend_name = "torch"
+    if chosen == "torch":
+        return "torch"
+    from seglens.models.clip import ClipEmbedder
+    from seglens.models.sam import SamBackend
+
+    cache = ExportCache(models_dir, str(getattr(model, "model_id", "model")))
+    try:
+        if isinstance(model, SamBackend):
+            from seglens.models.onnx_sam import OnnxSamRuntime
+
+            model.runtime = OnnxSamRuntime.build(model, cache)
+        elif isinstance(model, ClipEmbedder):
+            from seglens.models.onnx_clip import OnnxClipRuntime
+
+            model.runtime = OnnxClipRuntime.build(model, cache)
+        else:
+            raise TypeError(f"{type(model).__name__} has no ONNX export")
+    except Exception as exc:
+        log.warning(
+            "ONNX export failed, running on PyTorch",
+            extra={"fields": {"model": cache.model_id, "error": f"{type(exc).__name__}: {exc}"[:500]}},
+        )
+        return "torch"
+    model.backend_name = "onnx"
+    return "onnx"

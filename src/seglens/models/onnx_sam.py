@@ -91,6 +91,7 @@ class OnnxSamRuntime:
         self.decoder = decoder
         self.levels = levels
         self.input_hw = input_hw
+        self.decoder_chunk = DECODER_CHUNK  # prompts per decoder call (`SamBackend.decode`)
 
     @classmethod
     def build(cls, backend: SamBackend, cache: ExportCache) -> OnnxSamRuntime:

@@ -11,7 +11,7 @@ exports again and nothing else does. Each export is checked against the PyTorch 
 pass on a sample input before it is used; an export or a check that fails leaves that
 model on PyTorch, with one warning line.
 
-`attach_backend` is what the model loader calls; the model classes only ask whether a
+`loading.attach_backend` (the model loader) attaches them; the model classes only ask whether a
 runtime is attached (`SamBackend.runtime`, `ClipEmbedder.runtime`).
 """
 
@@ -31,7 +31,6 @@ __all__ = [
     "BACKENDS",
     "EXPORT_RECIPE",
     "ExportCache",
-    "attach_backend",
     "export_module",
     "onnxruntime_version",
     "release_weights",
@@ -252,37 +251,3 @@ def _externalise(source: Path, target: Path) -> None:
     del graph
     staging.replace(target)
     source.unlink(missing_ok=True)
-
-
-def attach_backend(model: Any, backend: str, device: str, models_dir: Path) -> str:
-    """Give a loaded model (`SamBackend` or `ClipEmbedder`) the resolved `backend`
-    (see `resolve_backend`) and return the one it runs on: ``onnx`` when its graphs were
-    exported (or found cached) and passed the parity check, else ``torch``. Never raises
-    for a failed export: the model stays on PyTorch and one warning line says why."""
-    chosen = resolve_backend(backend, device)
-    model.backend_name = "torch"
-    if chosen == "torch":
-        return "torch"
-    from seglens.models.clip import ClipEmbedder
-    from seglens.models.sam import SamBackend
-
-    cache = ExportCache(models_dir, str(getattr(model, "model_id", "model")))
-    try:
-        if isinstance(model, SamBackend):
-            from seglens.models.onnx_sam import OnnxSamRuntime
-
-            model.runtime = OnnxSamRuntime.build(model, cache)
-        elif isinstance(model, ClipEmbedder):
-            from seglens.models.onnx_clip import OnnxClipRuntime
-
-            model.runtime = OnnxClipRuntime.build(model, cache)
-        else:
-            raise TypeError(f"{type(model).__name__} has no ONNX export")
-    except Exception as exc:
-        log.warning(
-            "ONNX export failed, running on PyTorch",
-            extra={"fields": {"model": cache.model_id, "error": f"{type(exc).__name__}: {exc}"[:500]}},
-        )
-        return "torch"
-    model.backend_name = "onnx"
-    return "onnx"

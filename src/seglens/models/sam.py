@@ -59,7 +59,7 @@ class SamBackend:
         self.device = device
         self.model_id = model_id
         self.meaningless = meaningless
-        # Set by `runtime.attach_backend`: an `OnnxSamRuntime` runs the encoder and the
+        # Set by `loading.attach_backend`: an `OnnxSamRuntime` runs the encoder and the
         # multimask point decoder instead of PyTorch.
         self.runtime: Any = None
         self.backend_name = "torch"
@@ -138,7 +138,7 @@ class SamBackend:
 
         prompts = (points if points is not None else boxes).shape[1]
         on_runtime = self.runtime is not None and multimask and boxes is None
-        chunk = (runtime_chunk() if on_runtime else self.decoder_chunk) or prompts
+        chunk = (self.runtime.decoder_chunk if on_runtime else self.decoder_chunk) or prompts
         if prompts > chunk:
             parts = [
                 self.decode(
@@ -266,12 +266,6 @@ class SamBackend:
         payload: Any = tensors[0] if kind == 0 else (tensors if kind == 1 else tuple(tensors))
         reshaped_hw = tuple(int(v) for v in arrays["reshaped_hw"])
         return ImageEmbedding(self.model_id, image_size_hw, (payload, reshaped_hw))
-
-
-def runtime_chunk() -> int:
-    from seglens.models.onnx_sam import DECODER_CHUNK
-
-    return DECODER_CHUNK
 
 
 def _processor_config(path: Path) -> dict[str, Any]:
