@@ -45,6 +45,10 @@ ALLOWED = {
 _PLACEHOLDERS = {"keywords_ph", "exclude_ph"}
 _WORD = re.compile(r"[A-Za-z][A-Za-z']+")
 _FILE_NAME = re.compile(r"[\w-]+(?:\.[\w-]+)*\.(?:coco|json|csv|zip|jpg|png)\b")
+# Gradio's own queue status ("In queue: 1 of 2", "queue: 1/2 |", "processing |"), shown on a
+# busy server while an event waits: Gradio's text, in the browser's language (docs/ui.md),
+# like its "Drop File Here".
+_GRADIO_QUEUE = re.compile(r"In queue: \d+ of \d+|queue: \d+/\d* \||processing \|")
 
 # The conversation list shows the user's own questions (other tests on the same server
 # ask theirs in English): user text, not interface words.
@@ -71,7 +75,7 @@ def _english_words() -> set[str]:
 
 def _english_on_screen(page: Any, where: str) -> list[str]:
     page.wait_for_function("document.querySelectorAll('.pending, .generating').length === 0")
-    text = _FILE_NAME.sub(" ", page.evaluate(_VISIBLE_TEXT_JS))
+    text = _GRADIO_QUEUE.sub(" ", _FILE_NAME.sub(" ", page.evaluate(_VISIBLE_TEXT_JS)))
     english = _english_words()
     found = sorted({w for w in _WORD.findall(text) if w.lower() in english})
     lines = [line for line in text.splitlines() if any(re.search(rf"\b{w}\b", line) for w in found)]
