@@ -6,8 +6,10 @@ sample input, and cached by `runtime.ExportCache`. `SamBackend` routes `encode_p
 and multimask point decoding (automatic mask generation, a single click) here; box
 prompts and multi-point prompts (one mask each) keep the PyTorch decoder, which is small.
 
-Once the encoder session is built, the PyTorch vision encoder's weights are released (the
-session holds its own copy), so that both runtimes' copies are not kept in memory.
+The image encoder runs on ONNX Runtime only for the families in `ENCODER_ON_RUNTIME` (none
+by default: on PyTorch it is as fast here and peaks lower, see there); the decoder always
+does. When an encoder session is built, the PyTorch vision encoder's weights are released
+(the session holds its own copy), so that both runtimes' copies are not kept in memory.
 """
 
 from __future__ import annotations
@@ -24,16 +26,22 @@ if TYPE_CHECKING:
 
 __all__ = ["DECODER_CHUNK", "OnnxSamRuntime"]
 
-# ONNX Runtime's decoder runs best on bigger prompt batches than PyTorch's (16 prompts a
-# call: about 1.7x faster than 4 on the 2-core CPU; docs/benchmarks.md).
-DECODER_CHUNK = 16
+# Prompts per ONNX Runtime decoder call (PyTorch's CPU decoder takes 4). The decoder's
+# activations grow with the batch and set the ONNX process's peak memory (cpu-fast, highest
+# RSS during decoding: 1872 MB at 16 a call, 1643 MB at 8, 1539 MB at 4); 8 is as fast as
+# 16 (decoder 17.3 s vs 19.2 s side by side), 4 doubles the decoder time. Measured on SAM
+# 2.1 Hiera-T (docs/benchmarks.md, "Inference backend", third pass).
+DECODER_CHUNK = 8
 
-# Which families' image encoders run on ONNX Runtime (the mask decoder always does). SAM's
-# ViT encoder stays on PyTorch: its global-attention layers (4096 x 4096 per head at 1024
-# px) made ONNX Runtime's peak 3.0 GB above the loaded process against ~1.5 GB for
-# PyTorch's (SAM ViT-B: peak RSS 4358 MB vs 2643 MB, docs/benchmarks.md). SAM 2.1's Hiera
-# encoder (windowed attention) costs about the same on both and is faster on ONNX Runtime.
-ENCODER_ON_RUNTIME = {"sam": False, "sam2": True}
+# Which families' image encoders run on ONNX Runtime (the mask decoder always does); both
+# stay on PyTorch, measured in docs/benchmarks.md ("Inference backend"):
+# - SAM's ViT encoder: its global-attention layers (4096 x 4096 per head at 1024 px) made
+#   ONNX Runtime's peak 3.0 GB above the loaded process against ~1.5 GB for PyTorch's
+#   (SAM ViT-B: peak RSS 4358 MB vs 2643 MB).
+# - SAM 2.1's Hiera encoder: as fast on PyTorch (cpu-fast, side by side: 3.9 s vs 4.0 s
+#   on ONNX Runtime), and its activations on ONNX Runtime peaked ~220 MB higher (1818 vs
+#   1596 MB during the encode). The export path stays for a family set to True here.
+ENCODER_ON_RUNTIME = {"sam": False, "sam2": False}
 
 # An export is used only if it reproduces PyTorch on a sample input this closely.
 _MAX_IOU_DIFF = 1e-3
