@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from seglens.core.masks import encode_mask, mask_boxes_xyxy, rle_areas
 from seglens.core.types import GenerationParams, PromptResult, Regions
 from seglens.models.protocols import ImageEmbedding, Proposal
+from seglens.storage.jobs_repo import ClaimedItem
 
 COLOURS = {
     "red": (220, 30, 30),
@@ -153,3 +155,39 @@ class OracleEmbedder:
                 )
             out.append(self._onehot(name))
         return np.stack(out) if out else np.zeros((0, len(NAMES)), np.float32)
+
+
+class ScriptedQueue:
+    """Stands in for the job repository of a `Scheduler`: one job with `count` images."""
+
+    def __init__(self, count: int):
+        self.left = count
+
+    def runnable(self):
+        return [("job", 0)] if self.left else []
+
+    def claim_next(self, job_id):
+        if not self.left:
+            return None
+        self.left -= 1
+        return ClaimedItem(job=None, item=None)  # type: ignore[arg-type]
+
+
+class HeldRequests:
+    """Interactive requests held open by hand, oldest first."""
+
+    def __init__(self, scheduler: Any):
+        self.scheduler = scheduler
+        self.open: list = []
+
+    def begin(self) -> None:
+        block = self.scheduler.interactive()
+        block.__enter__()
+        self.open.append(block)
+
+    def end_oldest(self) -> None:
+        self.open.pop(0).__exit__(None, None, None)
+
+    def end_all(self) -> None:
+        while self.open:
+            self.end_oldest()

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from fakes import HeldRequests, ScriptedQueue
 from seglens.services.errors import Busy
 from seglens.services.scheduler import Scheduler
 from seglens.storage.jobs_repo import ClaimedItem
@@ -73,42 +74,6 @@ def test_the_interactive_gate_refuses_past_its_limit_and_reopens():
     assert scheduler.interactive_in_flight == 0
 
 
-class _Queue:
-    """Stands in for the job repository: one job with `count` images."""
-
-    def __init__(self, count: int):
-        self.left = count
-
-    def runnable(self):
-        return [("job", 0)] if self.left else []
-
-    def claim_next(self, job_id):
-        if not self.left:
-            return None
-        self.left -= 1
-        return ClaimedItem(job=None, item=None)  # type: ignore[arg-type]
-
-
-class _Requests:
-    """Interactive requests held open by hand, oldest first."""
-
-    def __init__(self, scheduler: Scheduler):
-        self.scheduler = scheduler
-        self.open: list = []
-
-    def begin(self) -> None:
-        block = self.scheduler.interactive()
-        block.__enter__()
-        self.open.append(block)
-
-    def end_oldest(self) -> None:
-        self.open.pop(0).__exit__(None, None, None)
-
-    def end_all(self) -> None:
-        while self.open:
-            self.end_oldest()
-
-
 def test_a_stream_of_interactive_requests_never_at_zero_does_not_starve_the_batch():
     """Requests overlap (a new one starts before the oldest ends), so the count of
     requests in flight never falls to zero; the batch must still get its next image."""
@@ -123,8 +88,8 @@ def test_a_stream_of_interactive_requests_never_at_zero_does_not_starve_the_batc
             seen_in_flight.append(scheduler.interactive_in_flight)
             second_started.set()
 
-    scheduler = Scheduler(_Queue(2), process, workers=1)  # type: ignore[arg-type]
-    requests = _Requests(scheduler)
+    scheduler = Scheduler(ScriptedQueue(2), process, workers=1)  # type: ignore[arg-type]
+    requests = HeldRequests(scheduler)
     scheduler.start()
     try:
         assert first_started.wait(30)
@@ -160,8 +125,8 @@ def test_a_worker_waits_for_the_interactive_requests_already_in_flight():
         open_when_started.append(bool(requests.open))
         started.set()
 
-    scheduler = Scheduler(_Queue(1), process, workers=1, ready=ready)  # type: ignore[arg-type]
-    requests = _Requests(scheduler)
+    scheduler = Scheduler(ScriptedQueue(1), process, workers=1, ready=ready)  # type: ignore[arg-type]
+    requests = HeldRequests(scheduler)
     requests.begin()
     scheduler.start()
     try:

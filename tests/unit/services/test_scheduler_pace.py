@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
+from fakes import HeldRequests, ScriptedQueue
 from seglens.services.scheduler import Scheduler
-from seglens.storage.jobs_repo import ClaimedItem
 
 WAIT_S = 30.0  # generous: the machine running the tests may be busy
 
@@ -24,42 +24,6 @@ class _Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-class _Queue:
-    """Stands in for the job repository: one job with `count` images."""
-
-    def __init__(self, count: int):
-        self.left = count
-
-    def runnable(self):
-        return [("job", 0)] if self.left else []
-
-    def claim_next(self, job_id):
-        if not self.left:
-            return None
-        self.left -= 1
-        return ClaimedItem(job=None, item=None)  # type: ignore[arg-type]
-
-
-class _Requests:
-    """Interactive requests held open by hand, oldest first."""
-
-    def __init__(self, scheduler: Scheduler):
-        self.scheduler = scheduler
-        self.open: list = []
-
-    def begin(self) -> None:
-        block = self.scheduler.interactive()
-        block.__enter__()
-        self.open.append(block)
-
-    def end_oldest(self) -> None:
-        self.open.pop(0).__exit__(None, None, None)
-
-    def end_all(self) -> None:
-        while self.open:
-            self.end_oldest()
 
 
 class _Images:
@@ -91,7 +55,7 @@ class _Images:
 
 def _scheduler(images: _Images, clock: _Clock, count: int, share: float, **kwargs) -> Scheduler:
     scheduler = Scheduler(
-        _Queue(count),  # type: ignore[arg-type]
+        ScriptedQueue(count),  # type: ignore[arg-type]
         images,
         workers=1,
         batch_share=share,
@@ -119,7 +83,7 @@ def test_a_batch_keeps_its_reserved_pace_while_requests_never_stop():
     clock = _Clock()
     images = _Images(clock)
     scheduler = _scheduler(images, clock, count=6, share=0.5)
-    requests = _Requests(scheduler)
+    requests = HeldRequests(scheduler)
     scheduler.start()
     try:
         assert images.started[1].wait(WAIT_S)
@@ -146,7 +110,7 @@ def test_behind_its_pace_requests_run_one_at_a_time_then_none_start_then_all_aga
     clock = _Clock()
     images = _Images(clock)
     scheduler = _scheduler(images, clock, count=4, share=0.5)
-    requests = _Requests(scheduler)
+    requests = HeldRequests(scheduler)
     scheduler.start()
     entered: list[str] = []
 
@@ -219,7 +183,7 @@ def test_without_load_a_reserved_share_changes_nothing():
         if len(seen) == 5:
             done.set()
 
-    scheduler = Scheduler(_Queue(5), process, workers=1, nice=5, batch_share=0.5, clock=clock)  # type: ignore[arg-type]
+    scheduler = Scheduler(ScriptedQueue(5), process, workers=1, nice=5, batch_share=0.5, clock=clock)  # type: ignore[arg-type]
     scheduler.start()
     try:
         assert done.wait(WAIT_S)
@@ -236,7 +200,7 @@ def test_share_zero_keeps_interactive_first_however_late_the_batch():
     clock = _Clock()
     images = _Images(clock)
     scheduler = _scheduler(images, clock, count=3, share=0.0)
-    requests = _Requests(scheduler)
+    requests = HeldRequests(scheduler)
     scheduler.start()
     try:
         assert images.started[1].wait(WAIT_S)
@@ -296,7 +260,7 @@ def test_the_share_is_a_setting_from_the_environment_checked_and_passed_to_the_s
         with pytest.raises(ValidationError):
             Settings(batch_share=bad)
         with pytest.raises(ValueError, match="batch_share"):
-            Scheduler(_Queue(0), lambda _c: None, batch_share=bad)  # type: ignore[arg-type]
+            Scheduler(ScriptedQueue(0), lambda _c: None, batch_share=bad)  # type: ignore[arg-type]
     runtime = Runtime(Settings(data_dir=tmp_path, batch_share=0.3))
     try:
         assert runtime.scheduler.batch_share == 0.3
