@@ -312,17 +312,7 @@ def _wire_header(p: _Parts, demo: gr.Blocks, nav_assistant: Any) -> None:
 def _remembered(p: _Parts) -> list[Any]:
     """The inputs of `SessionKeeper.remember`, in its order."""
     ui = p.ui
-    return [
-        p.session,
-        p.language,
-        ui.keywords,
-        ui.exclude,
-        ui.mode,
-        ui.threshold,
-        ui.merge,
-        ui.alpha,
-        ui.points_per_side,
-    ]
+    return [p.session, p.language, *ui.kept_controls]
 
 
 def _wire_batch(p: _Parts) -> None:
@@ -456,13 +446,7 @@ def _wire_logs(p: _Parts) -> None:
     ui.history_export.click(logs.export, history_inputs, [ui.history_file, notice])
     ui.history_clear.click(logs.clear, history_inputs, history_outputs)
     reopen_outputs = [
-        ui.keywords,
-        ui.exclude,
-        ui.mode,
-        ui.threshold,
-        ui.merge,
-        ui.alpha,
-        ui.points_per_side,
+        *ui.kept_controls,
         ui.result_tabs,
         ui.results,
         ui.view,

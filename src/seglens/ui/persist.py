@@ -184,13 +184,7 @@ class SessionKeeper:
     def restore_outputs(self) -> list[Any]:
         ui = self.ui
         return [
-            ui.keywords,
-            ui.exclude,
-            ui.mode,
-            ui.threshold,
-            ui.merge,
-            ui.alpha,
-            ui.points_per_side,
+            *ui.kept_controls,
             ui.batch,
             ui.batch_table,
             ui.start,

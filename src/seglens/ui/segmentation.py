@@ -72,6 +72,20 @@ class SegmentationLayout(LogTabs):
             self.profile,
         ]
 
+    @property
+    def kept_controls(self) -> list[Any]:
+        """The controls a session keeps (`ui/persist.py`) and a reopened job sets, in this
+        order: keywords, exclude, mode, threshold, merging, transparency, points per side."""
+        return [
+            self.keywords,
+            self.exclude,
+            self.mode,
+            self.threshold,
+            self.merge,
+            self.alpha,
+            self.points_per_side,
+        ]
+
     def inputs(self) -> set[Any]:
         """Event inputs giving a handler one dict: the session and the control panel."""
         return {self.session, *self.panel_components}
