@@ -143,7 +143,10 @@ def bench_backends(
     for label, proposer in (proposers or PROPOSERS).items():
         print(f"backends, {label}: export (first use) + calibration ...", flush=True)
         tick = time.perf_counter()
-        quantiles = worker("calibrate", {"data_dir": str(data_dir), "model": proposer, "backend": "onnx"})
+        quantiles = worker(
+            "calibrate",
+            {"data_dir": str(data_dir), "model": proposer, "embedder": embedder, "backend": "onnx"},
+        )
         warm_s = time.perf_counter() - tick
         params = {**base, "pred_iou_thresh": quantiles["0.87"]}
         runs: dict[str, list[dict[str, Any]]] = {"torch": [], "onnx": []}

@@ -88,11 +88,15 @@ def task_stages(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
 
 def task_calibrate(args: dict[str, Any], data_dir: Path) -> dict[str, Any]:
     """Predicted-IoU quantiles of one decoder batch: random weights predict IoUs near 0,
-    so the benchmark picks the threshold that passes a realistic share of candidates."""
+    so the benchmark picks the threshold that passes a realistic share of candidates.
+    Loads `args["embedder"]` too, if given, so that its first-use export is made here and
+    not inside a timed run."""
     import torch
 
     from seglens.core.geometry import point_grid
 
+    if args.get("embedder"):
+        _load(args["embedder"], data_dir, args.get("backend", "torch"))
     backend = _load(args["model"], data_dir, args.get("backend", "torch"))
     image = photo_1024()
     prepared = backend.prepare(image)

@@ -1,8 +1,9 @@
 """The SAM-family image encoder and point-prompt mask decoder on ONNX Runtime.
 
 Exported from the loaded transformers model (SAM and SAM 2/2.1; SAM-HQ stays on PyTorch)
-with the TorchScript-based ONNX exporter, checked against the PyTorch forward pass on a
-sample input, and cached by `runtime.ExportCache`. `SamBackend` routes `encode_pixels`
+with the TorchScript-based ONNX exporter, checked against transformers' forward pass on a
+sample input, and cached by `runtime.ExportCache`. The mask decoder is exported from
+`prompt_batch.PromptBatchDecoder`, the same function laid out for a batch of prompts. `SamBackend` routes `encode_pixels`
 and multimask point decoding (automatic mask generation, a single click) here; box
 prompts and multi-point prompts (one mask each) keep the PyTorch decoder, which is small.
 
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs, raster
 from seglens.models.runtime import ExportCache, export_module, release_weights, session
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ DECODER_CHUNK = 8
 #   on ONNX Runtime), and its activations on ONNX Runtime peaked ~220 MB higher (1818 vs
 #   1596 MB during the encode). The export path stays for a family set to True here.
 ENCODER_ON_RUNTIME = {"sam": False, "sam2": False}
+
+# The decoder graph's per-image inputs (`prompt_batch.image_inputs`): SAM has the first.
+_DECODER_INPUTS = ["image", "high_res_coarse", "high_res_fine"]
 
 # An export is used only if it reproduces PyTorch on a sample input this closely.
 _MAX_IOU_DIFF = 1e-3
@@ -100,6 +105,8 @@ class OnnxSamRuntime:
         self.levels = levels
         self.input_hw = input_hw
         self.decoder_chunk = DECODER_CHUNK  # prompts per decoder call (`SamBackend.decode`)
+        # The last image's payload and its decoder inputs (`prompt_batch.image_inputs`).
+        self._prepared: tuple[Any, dict[str, np.ndarray]] = (None, {})
 
     @classmethod
     def build(cls, backend: SamBackend, cache: ExportCache) -> OnnxSamRuntime:
@@ -138,28 +145,28 @@ class OnnxSamRuntime:
 
         def export_decoder(path: Path) -> None:
             tensors = reference()
-            levels = len(tensors)
             points = torch.rand(1, 5, 1, 2, generator=torch.Generator().manual_seed(1)) * (side - 1)
             labels = torch.ones(1, 5, 1, dtype=torch.int64)
-            decoder_module = _decoder_module(model, levels)
-            names = [f"embedding{i}" for i in range(levels)]
+            inputs = image_inputs(tensors if len(tensors) > 1 else tensors[0])
+            names = _DECODER_INPUTS[: len(inputs)]
             dynamic = {"points": {1: "prompts", 2: "points"}, "labels": {1: "prompts", 2: "points"}}
-            dynamic |= {"masks": {1: "prompts"}, "iou": {1: "prompts"}}
-            with torch.inference_mode():
-                want_masks, want_iou = decoder_module(points, labels, *tensors)
+            dynamic |= {"masks": {0: "prompts"}, "iou": {0: "prompts"}}
+            with torch.inference_mode():  # transformers' own forward pass is the reference
+                want_masks, want_iou = _decoder_module(model, len(tensors))(points, labels, *tensors)
             export_module(
-                decoder_module,
-                (points, labels, *tensors),
+                PromptBatchDecoder(model).eval(),
+                (points, labels, *inputs),
                 path,
                 ["points", "labels", *names],
                 ["masks", "iou"],
                 dynamic,
             )
             feed = {"points": points.numpy(), "labels": labels.numpy()}
-            feed |= {name: t.numpy() for name, t in zip(names, tensors, strict=True)}
+            feed |= {name: t.numpy() for name, t in zip(names, inputs, strict=True)}
             masks, iou = session(path).run(None, feed)
-            iou_diff = float(np.abs(want_iou.numpy() - iou).max())
-            agreement = float(((want_masks.numpy() > 0) == (masks > 0)).mean())
+            masks = raster(torch.from_numpy(masks), *tensors[-1].shape[-2:]).numpy()
+            iou_diff = float(np.abs(want_iou[0].numpy() - iou).max())
+            agreement = float(((want_masks[0].numpy() > 0) == (masks > 0)).mean())
             if iou_diff > _MAX_IOU_DIFF or agreement < _MIN_MASK_AGREEMENT:
                 raise RuntimeError(
                     f"exported mask decoder differs from PyTorch (IoU {iou_diff:.2e}, masks {agreement:.4f})"
@@ -170,7 +177,7 @@ class OnnxSamRuntime:
         decoder_path = cache.get("mask_decoder", export_decoder)
         sample.clear()
         decoder = session(decoder_path)
-        levels = sum(1 for i in decoder.get_inputs() if i.name.startswith("embedding"))
+        levels = sum(1 for i in decoder.get_inputs() if i.name in _DECODER_INPUTS)
         encoder = session(encoder_path) if encoder_path is not None else None
         runtime = cls(encoder, decoder, levels, (side, side))
         if encoder is not None:
@@ -187,12 +194,16 @@ class OnnxSamRuntime:
     def decode(self, payload: Any, points: Any, labels: Any) -> tuple[Any, Any]:
         import torch
 
-        tensors = list(payload) if isinstance(payload, list | tuple) else [payload]
-        feed: dict[str, np.ndarray] = {
+        held, inputs = self._prepared
+        if held is not payload:  # a new image: its decoder inputs, made once
+            tensors = image_inputs(payload)
+            names = _DECODER_INPUTS[: len(tensors)]
+            inputs = {n: t.detach().float().cpu().numpy() for n, t in zip(names, tensors, strict=True)}
+            self._prepared = (payload, inputs)
+        feed = {
             "points": points.detach().float().cpu().numpy(),
             "labels": labels.detach().to(torch.int64).cpu().numpy(),
-        }
-        for i, tensor in enumerate(tensors):
-            feed[f"embedding{i}"] = tensor.detach().float().cpu().numpy()
+        } | inputs
         masks, iou = self.decoder.run(None, feed)
-        return torch.from_numpy(masks[0]), torch.from_numpy(iou[0])
+        h, w = feed[_DECODER_INPUTS[0]].shape[-2:]
+        return raster(torch.from_numpy(masks), h, w), torch.from_numpy(iou)

@@ -44,8 +44,9 @@ BACKENDS = ("auto", "torch", "onnx")
 
 # Bump when an export wrapper or the file layout changes: every cached export is then
 # made again. 2: weights in a separate ``<part>.data`` file (memory-mapped by ONNX Runtime)
-# and the CLIP text tower as one suffix graph (`clip_prefix.suffix_module`).
-EXPORT_RECIPE = 2
+# and the CLIP text tower as one suffix graph (`clip_prefix.suffix_module`). 3: the mask
+# decoder from `prompt_batch.PromptBatchDecoder`.
+EXPORT_RECIPE = 3
 
 
 def onnxruntime_version() -> str | None:
@@ -82,41 +83,17 @@ def resolve_backend(backend: str | None, device: str) -> str:
 #   session's life (cpu-fast, one encode + 64 prompts: peak 3.2 GB with it, 2.0 GB without).
 # - Pre-packing (a packed copy of the matmul weights) stays on: with the weights in an
 #   external data file it does not keep a second copy, and without it the kernels are slower.
-# - `release_freed_memory` (off): a fixed glibc mmap/trim threshold (mallopt) hands freed
-#   tensor buffers back to the system, which glibc otherwise keeps once its threshold has
-#   adapted upwards. Rejected: cpu-fast end to end 67.0 s with it (128 KiB; 58.9 s at
-#   8 MiB) vs 33.8 s without, for a peak of 1696 (1798) vs 1898 MB.
+# - glibc's allocator is tuned for both backends instead (`device.tune_allocator`): a fixed
+#   low mmap threshold that handed freed buffers back to the system was rejected (cpu-fast
+#   end to end 67.0 s at 128 KiB, 58.9 s at 8 MiB, vs 33.8 s without; peak 1696 / 1798 vs
+#   1898 MB).
 # Module-level so that the benchmark can measure the alternatives.
 SESSION_SETTINGS: dict[str, Any] = {
     "enable_cpu_mem_arena": False,
     "enable_mem_pattern": True,
     "disable_prepacking": False,
     "optimization": "all",  # "basic", "extended", "all"
-    "release_freed_memory": False,
 }
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
-_MALLOC_THRESHOLD = 128 * 1024
-_malloc_tuned = False
-
-
-def _release_freed_memory() -> None:
-    """Make glibc return big freed buffers to the system (once per process; nothing on
-    other C libraries)."""
-    global _malloc_tuned
-    if _malloc_tuned:
-        return
-    _malloc_tuned = True
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, _MALLOC_THRESHOLD)
-    mallopt(_M_TRIM_THRESHOLD, _MALLOC_THRESHOLD)
 
 
 def session(path: Path) -> Any:
@@ -131,8 +108,6 @@ def session(path: Path) -> Any:
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }
     settings = SESSION_SETTINGS
-    if settings.get("release_freed_memory"):
-        _release_freed_memory()
     options = ort.SessionOptions()
     options.graph_optimization_level = levels[str(settings["optimization"])]
     options.intra_op_num_threads = max(1, torch.get_num_threads())

@@ -1,0 +1,61 @@
+"""`prompt_batch.PromptBatchDecoder` computes transformers' mask decoder (SAM and SAM 2,
+multimask point prompts) to float rounding, on the tiny models' real transformers code."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seglens.models.loading import load_model
+from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs, raster
+
+
+@pytest.fixture(scope="module", params=["tiny-sam", "tiny-sam2"])
+def backend(request, models_dir):
+    return load_model(request.param, models_dir, device="cpu", dtype="float32", backend="torch")
+
+
+def _embedding(backend, seed: int):
+    side = backend.pad_size if backend.family == "sam" else backend.input_size
+    pixels = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(seed))
+    return backend.encode_pixels(pixels), side
+
+
+@pytest.mark.parametrize(("prompts", "points"), [(1, 1), (5, 1), (3, 2)])
+def test_decoder_matches_transformers(backend, prompts, points):
+    payload, side = _embedding(backend, 0)
+    generator = torch.Generator().manual_seed(prompts * 10 + points)
+    coords = torch.rand(1, prompts, points, 2, generator=generator) * (side - 1)
+    labels = torch.ones(1, prompts, points, dtype=torch.int64)
+    labels[..., 1:] = 0  # a second point is a negative click
+    with torch.inference_mode():
+        want = backend.model(
+            image_embeddings=payload, input_points=coords, input_labels=labels, multimask_output=True
+        )
+        blocked, iou = PromptBatchDecoder(backend.model).eval()(coords, labels, *image_inputs(payload))
+    h, w = (payload[-1] if isinstance(payload, list) else payload).shape[-2:]
+    masks = raster(blocked, h, w)
+    assert masks.shape == want.pred_masks[0].shape and iou.shape == want.iou_scores[0].shape
+    scale = float(want.pred_masks.abs().max())
+    assert float((masks - want.pred_masks[0]).abs().max()) <= 1e-4 * scale
+    assert float((iou - want.iou_scores[0]).abs().max()) <= 1e-5
+    # Not a copy of one prompt's answer: the prompts' masks differ from each other.
+    if prompts > 1:
+        assert not torch.allclose(masks[0], masks[1])
+
+
+def test_image_inputs_follow_the_payload(backend):
+    """Two images give two sets of inputs (the runtime keys them on the payload), and
+    SAM 2's high-resolution levels come in the blocked order, coarser first."""
+    first, _ = _embedding(backend, 0)
+    second, _ = _embedding(backend, 1)
+    a, b = image_inputs(first), image_inputs(second)
+    assert len(a) == (3 if backend.family == "sam2" else 1)
+    assert not torch.equal(a[0], b[0])
+    if backend.family == "sam2":
+        h, w = a[0].shape[-2:]
+        assert a[1].shape == (h * w * 4, first[1].shape[1]) and a[2].shape == (h * w * 16, first[0].shape[1])
+        # The blocked order is a permutation of the level's values, channel by channel.
+        assert torch.equal(
+            a[2].sort(dim=0).values, first[0].reshape(first[0].shape[1], -1).T.sort(dim=0).values
+        )
