@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ALLOCATOR", "DeviceConfig", "quiet_transformers", "select_device", "tune_allocator"]
+__all__ = ["DeviceConfig", "quiet_transformers", "select_device"]
 
 _DTYPES = {
     "float32": "float32",
@@ -67,40 +67,3 @@ def quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-
-
-# glibc's allocator on CPU inference (`tune_allocator`). By default glibc maps every buffer
-# of 32 MiB and more afresh and unmaps it on free, so each decoder batch pays page faults
-# and zeroing for its activations (SAM 2.1's 8-prompt batches hold several 32-64 MiB
-# tensors) and the rest sit in a heap whose mmap threshold keeps moving. With a fixed mmap
-# threshold of 128 MiB such buffers come from the heap and are reused call after call, and
-# the heap gives back what is free above 256 MiB. Measured, cpu-fast cold image (2 images
-# in one process, run back to back): PyTorch 37.2 -> 31.5 s, ONNX Runtime 28.1 -> 19.5 s (mask
-# decoder 11.9 -> 9.5 s), peak RSS +4% (torch 1756 -> 1835 MB, ONNX Runtime 1771 -> 1883 MB)
-# (docs/benchmarks.md, "Inference backend"). `None` leaves glibc as it is.
-ALLOCATOR: dict[str, int] | None = {"mmap_threshold": 128 << 20, "trim_threshold": 256 << 20}
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-_allocator_tuned = False
-
-
-def tune_allocator() -> bool:
-    """Apply `ALLOCATOR` to glibc's malloc, once per process, for models on the CPU (both
-    backends). Returns whether it was applied: nothing happens on another C library or with
-    `ALLOCATOR` None."""
-    global _allocator_tuned
-    if _allocator_tuned or ALLOCATOR is None:
-        return _allocator_tuned
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    applied = mallopt(_M_MMAP_THRESHOLD, ALLOCATOR["mmap_threshold"]) == 1
-    applied = mallopt(_M_TRIM_THRESHOLD, ALLOCATOR["trim_threshold"]) == 1 and applied
-    _allocator_tuned = applied
-    return applied

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seglens.core.types import GenerationParams
-from seglens.models.device import DeviceConfig, quiet_transformers, select_device, tune_allocator
+from seglens.models.device import DeviceConfig, quiet_transformers, select_device
 from seglens.models.hub import ResolvedModel, resolve_model
 from seglens.models.progress import LOADS
 from seglens.models.protocols import ImageTextEmbedder, RegionProposer
@@ -97,8 +97,6 @@ def load_model(
         if expect and resolved.kind != expect:
             raise ValueError(f"{name_or_path!r} is a {resolved.kind}, not a {expect}")
         config = _device_for(resolved, device, dtype)
-        if config.device == "cpu":
-            tune_allocator()
         context = LoadContext(
             resolved.name, resolved.model_id, resolved.meaningless, resolved.spec, resolved.path
         )
