@@ -251,7 +251,17 @@ CHOICES = [
     "is as fast on PyTorch (3.9 vs 4.0 s) and peaked ~220 MB lower. The decoders run on ORT.",
     "- **CLIP's text tower is one suffix graph** on ORT: the shared-prefix path (new keywords) "
     "and whole texts (offset 0), so the PyTorch CLIP is released whole.",
-    "- Not measured in the time available (left open, not rejected): OpenVINO, bf16 "
-    "(AVX-512 BF16), dynamic int8 quantisation of decoder and towers, torch.compile. int8 "
-    "changes results, so it would come only behind an explicit option with its parity figures.",
+    "- **The mask decoder graph is exported from `models/prompt_batch.py`** (export recipe 3): "
+    "the same function laid out for a batch of prompts, with the shared first block, the "
+    "reassociated attention and the blocked upscaling. It runs at 37-47 ms a prompt, against 64-78 ms "
+    "for transformers' graph on ORT (SAM 2.1 Hiera-T, 8 a call).",
+    "- Measured and not taken (docs/benchmarks.md, fourth pass):",
+    "  - `torch.compile`: 33-34 ms a prompt on the same layout, but it needs a C++ compiler "
+    "at run time and about 30 s of compiling per process;",
+    "  - OpenVINO 2026.4: 1.1x ORT on the decoder, slower on CLIP;",
+    "  - dynamic int8: the decoder was no faster and its masks changed (IoU min 0.77); the CLIP "
+    "image tower was 1.3x faster at cosine 0.9998 on random weights, and is not built "
+    "without a check on real weights;",
+    "  - the decoder's memory arena and glibc malloc thresholds: faster, but they cost peak RSS.",
+    "- bf16 is not available: this CPU has AVX2 and FMA only.",
 ]
