@@ -3,9 +3,10 @@
 Exported from the loaded transformers model (SAM and SAM 2/2.1; SAM-HQ stays on PyTorch)
 with the TorchScript-based ONNX exporter, checked against transformers' forward pass on a
 sample input, and cached by `runtime.ExportCache`. The mask decoder is exported from
-`prompt_batch.PromptBatchDecoder`, the same function laid out for a batch of prompts. `SamBackend` routes `encode_pixels`
-and multimask point decoding (automatic mask generation, a single click) here; box
-prompts and multi-point prompts (one mask each) keep the PyTorch decoder, which is small.
+`prompt_batch.PromptBatchDecoder`, the same function laid out for a batch of prompts.
+`SamBackend` routes `encode_pixels` and multimask point decoding (automatic mask
+generation, a single click) here; box prompts and multi-point prompts (one mask each) keep
+the PyTorch decoder, which is small.
 
 The image encoder runs on ONNX Runtime only for the families in `ENCODER_ON_RUNTIME` (none
 by default: on PyTorch it is as fast here and peaks lower, see there); the decoder always
