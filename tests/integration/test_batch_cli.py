@@ -53,9 +53,22 @@ def _job(out: Path) -> tuple[str, int, int, int] | None:
     return tuple(row) if row else None  # type: ignore[return-value]
 
 
+def _interruptible() -> None:
+    """Ctrl-C raises KeyboardInterrupt in the child, as in a terminal. A shell without job
+    control starts its background commands with SIGINT ignored, and children inherit that
+    (a CI run started with `&` did), so the test does not rely on the caller's setting."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(command: list[str], data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as handle:
-        return subprocess.Popen(command, env=_env(data_dir), stdout=handle, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            command,
+            env=_env(data_dir),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_interruptible,
+        )
 
 
 def _stop_when(
