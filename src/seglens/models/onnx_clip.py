@@ -29,6 +29,14 @@ __all__ = ["OnnxClipRuntime"]
 
 _MIN_COSINE = 0.9999  # an export must reproduce PyTorch's embeddings this closely
 
+# Whether the image tower's session pre-packs its weights. Off: it reads them from the
+# memory-mapped data file, resident only once touched and reclaimable, as PyTorch's are,
+# instead of holding 350 MB of packed copies from load on, and it is as fast (its products
+# have ~50 rows per crop). The text tower (a few rows a call) and the mask decoder keep
+# pre-packing: without it a new keyword took 26-30 ms instead of 10-14 ms, and the decoder
+# ~4x as long. Measured in docs/benchmarks.md ("Inference backend", fourth pass).
+IMAGE_TOWER_PREPACK = False
+
 
 def _tower(model: Any, which: str, inputs: tuple[str, ...]) -> Any:
     """``get_image_features`` / ``get_text_features`` as a module on positional tensors
@@ -117,7 +125,7 @@ class OnnxClipRuntime:
             feed = {k: t.numpy() for k, t in zip(text_inputs, sample, strict=True)}
             _check(want, session(path).run(None, feed)[0], "text tower")
 
-        image = session(cache.get("image_tower", export_image))
+        image = session(cache.get("image_tower", export_image), prepack=IMAGE_TOWER_PREPACK)
         prefix_cache = embedder._prefix_cache
         if prefix_cache is None:
             runtime = cls(image, session(cache.get("text_tower", export_text)), text_inputs)

@@ -99,9 +99,11 @@ SESSION_SETTINGS: dict[str, Any] = {
 }
 
 
-def session(path: Path) -> Any:
+def session(path: Path, prepack: bool = True) -> Any:
     """An ONNX Runtime CPU session on `path` with `SESSION_SETTINGS` and as many intra-op
-    threads as PyTorch uses (the cores it was given)."""
+    threads as PyTorch uses (the cores it was given). `prepack=False` keeps this session
+    from pre-packing its weights: it then reads them from the memory-mapped data file, whose
+    pages count only once touched and stay reclaimable, like PyTorch's safetensors."""
     import onnxruntime as ort
     import torch
 
@@ -118,7 +120,7 @@ def session(path: Path) -> Any:
     options.log_severity_level = 3
     options.enable_cpu_mem_arena = bool(settings["enable_cpu_mem_arena"])
     options.enable_mem_pattern = bool(settings["enable_mem_pattern"])
-    if settings["disable_prepacking"]:
+    if settings["disable_prepacking"] or not prepack:
         options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
