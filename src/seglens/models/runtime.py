@@ -83,6 +83,8 @@ def resolve_backend(backend: str | None, device: str) -> str:
 #   session's life (cpu-fast, one encode + 64 prompts: peak 3.2 GB with it, 2.0 GB without).
 # - Pre-packing (a packed copy of the matmul weights) stays on: with the weights in an
 #   external data file it does not keep a second copy, and without it the kernels are slower.
+#   CLIP's image tower is the exception (`session(prepack=False)`, see
+#   `onnx_clip.IMAGE_TOWER_PREPACK`).
 # - glibc's allocator is left as it is. Rejected, cpu-fast end to end (fresh processes, back
 #   to back): a fixed low mmap/trim threshold (mallopt) that hands freed buffers back to the
 #   system, 67.0 s at 128 KiB and 58.9 s at 8 MiB vs 33.8 s without (peak 1696 / 1798 vs
