@@ -21,19 +21,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs, raster
-from seglens.models.runtime import ExportCache, export_module, release_weights, session
+from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs
+from seglens.models.runtime import ExportCache, export_module, release_weights, session, shrink_arena
 
 if TYPE_CHECKING:
     from seglens.models.sam import SamBackend
 
 __all__ = ["DECODER_CHUNK", "OnnxSamRuntime"]
 
-# Prompts per ONNX Runtime decoder call (PyTorch's CPU decoder takes 4). The decoder's
-# activations grow with the batch and set the ONNX process's peak memory (cpu-fast, highest
-# RSS during decoding: 1872 MB at 16 a call, 1643 MB at 8, 1539 MB at 4); 8 is as fast as
-# 16 (decoder 17.3 s vs 19.2 s side by side), 4 doubles the decoder time. Measured on SAM
-# 2.1 Hiera-T (docs/benchmarks.md, "Inference backend", third pass).
+# Prompts per ONNX Runtime decoder call (PyTorch's CPU decoder takes 4). A call's
+# activations grow with it; 8 is as fast as 16 (SAM 2.1 Hiera-T, cpu-fast: decoder 17.3 s
+# vs 19.2 s side by side, docs/benchmarks.md "Inference backend", third pass) and 4 doubled
+# the decoder time. The decoder session pools its activations between the calls of one
+# `OnnxSamRuntime.decode` (fresh pages cost a page fault each: decoder 6.5-7.0 s pooled vs
+# 7.8-9.0 s unpooled, fifth pass) and gives them back after the last, so the pool never
+# outlives a batch of prompts.
 DECODER_CHUNK = 8
 
 # Which families' image encoders run on ONNX Runtime (the mask decoder always does); both
@@ -105,7 +107,7 @@ class OnnxSamRuntime:
         self.decoder = decoder
         self.levels = levels
         self.input_hw = input_hw
-        self.decoder_chunk = DECODER_CHUNK  # prompts per decoder call (`SamBackend.decode`)
+        self.decoder_chunk = DECODER_CHUNK  # prompts per decoder call
         # The last image's payload and its decoder inputs (`prompt_batch.image_inputs`).
         self._prepared: tuple[Any, dict[str, np.ndarray]] = (None, {})
 
@@ -165,7 +167,6 @@ class OnnxSamRuntime:
             feed = {"points": points.numpy(), "labels": labels.numpy()}
             feed |= {name: t.numpy() for name, t in zip(names, inputs, strict=True)}
             masks, iou = session(path).run(None, feed)
-            masks = raster(torch.from_numpy(masks), *tensors[-1].shape[-2:]).numpy()
             iou_diff = float(np.abs(want_iou[0].numpy() - iou).max())
             agreement = float(((want_masks[0].numpy() > 0) == (masks > 0)).mean())
             if iou_diff > _MAX_IOU_DIFF or agreement < _MIN_MASK_AGREEMENT:
@@ -177,7 +178,7 @@ class OnnxSamRuntime:
         encoder_path = cache.get("image_encoder", export_encoder) if on_runtime else None
         decoder_path = cache.get("mask_decoder", export_decoder)
         sample.clear()
-        decoder = session(decoder_path)
+        decoder = session(decoder_path, arena=True)
         levels = sum(1 for i in decoder.get_inputs() if i.name in _DECODER_INPUTS)
         encoder = session(encoder_path) if encoder_path is not None else None
         runtime = cls(encoder, decoder, levels, (side, side))
@@ -193,6 +194,8 @@ class OnnxSamRuntime:
         return outputs if self.levels > 1 else outputs[0]
 
     def decode(self, payload: Any, points: Any, labels: Any) -> tuple[Any, Any]:
+        """All the prompts of `points` (1, P, n, 2) / `labels` (1, P, n), `decoder_chunk` a
+        call; the decoder's pooled activations are given back after the last call."""
         import torch
 
         held, inputs = self._prepared
@@ -201,10 +204,14 @@ class OnnxSamRuntime:
             names = _DECODER_INPUTS[: len(tensors)]
             inputs = {n: t.detach().float().cpu().numpy() for n, t in zip(names, tensors, strict=True)}
             self._prepared = (payload, inputs)
-        feed = {
-            "points": points.detach().float().cpu().numpy(),
-            "labels": labels.detach().to(torch.int64).cpu().numpy(),
-        } | inputs
-        masks, iou = self.decoder.run(None, feed)
-        h, w = feed[_DECODER_INPUTS[0]].shape[-2:]
-        return raster(torch.from_numpy(masks), h, w), torch.from_numpy(iou)
+        points = points.detach().float().cpu().numpy()
+        labels = labels.detach().to(torch.int64).cpu().numpy()
+        prompts = points.shape[1]
+        masks, iou = [], []
+        for start in range(0, prompts, self.decoder_chunk):
+            end = start + self.decoder_chunk
+            feed = {"points": points[:, start:end], "labels": labels[:, start:end]} | inputs
+            out = self.decoder.run(None, feed, shrink_arena() if end >= prompts else None)
+            masks.append(torch.from_numpy(out[0]))
+            iou.append(torch.from_numpy(out[1]))
+        return torch.cat(masks), torch.cat(iou)

@@ -15,11 +15,15 @@ batch:
   ``softmax(q_h (X W_k,h + b_k)^T) (X W_v,h + b_v)`` equals
   ``softmax((q_h W_k,h) X^T) X W_v,h + b_v`` (the dropped ``q_h . b_k`` is the same for
   every key, and softmax weights sum to one); the image-to-token side is the transpose.
-- The upscaling runs in token layout: each 2x2 transposed convolution is one matrix product
-  whose outputs stay blocked, so no per-prompt tensor is transposed. SAM 2's
-  high-resolution features are put in that blocked order once per image (`image_inputs`),
-  and only the three masks are put back in raster order (`raster`). The unused single-mask
-  token is not decoded.
+- The upscaling runs in token layout, one output offset at a time (`_masks`): a 2x2
+  stride-2 transposed convolution is four matrix products, one per (row, column) offset,
+  so no per-prompt tensor is transposed, and each offset's upscaled activations go straight
+  into the masks' dot product with the hypernetwork's output. A call's largest activations
+  are then a sixteenth of the upscaled image's (less memory per call, fewer pages to
+  fault in, more of them in cache). SAM 2's
+  high-resolution features are put in that order once per image (`image_inputs`), and the
+  three masks are put in raster order at the end, by one 4x4 pixel shuffle. The unused
+  single-mask token is not decoded.
 
 The result equals transformers' to float rounding: the tests pin it against transformers'
 module, and `onnx_sam` checks every export against transformers' forward pass. Exported to
@@ -34,7 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional
 
-__all__ = ["PromptBatchDecoder", "image_inputs", "raster"]
+__all__ = ["PromptBatchDecoder", "image_inputs"]
 
 
 def _heads(attention: Any) -> tuple[int, int]:
@@ -128,48 +132,56 @@ def _two_way(
     return transformer.layer_norm_final_attn(queries), keys
 
 
-def _blocked_up(conv: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """A 2x2 stride-2 transposed convolution as a (C_in, 4*C_out) matrix whose outputs are
-    ordered (row offset, column offset, channel), and its bias in that order."""
-    c_in, c_out = conv.weight.shape[:2]
-    weight = conv.weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
-    return weight, conv.bias.repeat(4)
+def _offsets(conv: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A 2x2 stride-2 transposed convolution as four (C_in, C_out) matrices and biases, one
+    per output offset (row offset, column offset), in that order."""
+    return [(conv.weight[:, :, a, b], conv.bias) for a in range(2) for b in range(2)]
 
 
 def _blocked(features: torch.Tensor, h: int, w: int, levels: int) -> torch.Tensor:
-    """(1, C, h*2^levels, w*2^levels) features in the blocked order `_upscale` produces:
-    (h, w, then a (row, column) offset pair per level, C), as (h*w*4^levels, C)."""
+    """(1, C, h*2^levels, w*2^levels) features as (4^levels, h*w, C): a (row, column) offset
+    pair per level, coarser first, then the (h, w) grid of the image embedding."""
     c = features.shape[1]
     x = features.reshape(c, h, *([2] * levels), w, *([2] * levels))
-    order = [1, 2 + levels]
+    order: list[int] = []
     for i in range(1, levels + 1):
         order += [1 + i, 2 + levels + i]
-    return x.permute(*order, 0).reshape(h * w * 4**levels, c)
+    return x.permute(*order, 1, 2 + levels, 0).reshape(4**levels, h * w, c)
 
 
-def _up(x: torch.Tensor, conv: Any, added: torch.Tensor | None) -> torch.Tensor:
-    """(P, N, C_in) -> (P, 4N, C_out) in blocked order, plus `added` (4N, C_out) if given."""
-    p, n, c = x.shape
-    weight, bias = _blocked_up(conv)
-    if added is None:
-        return (x.reshape(p * n, c) @ weight + bias).reshape(p, 4 * n, -1)
-    return (x.reshape(p * n, c) @ weight).reshape(p, 4 * n, -1) + (added + conv.bias)
-
-
-def _upscale(decoder: Any, image: torch.Tensor, high_res: list[torch.Tensor]) -> torch.Tensor:
-    """The decoder's upscaling of the per-prompt image (P, N, C) in blocked token layout:
-    (P, 16N, C/8); `high_res` holds SAM 2's two levels in blocked order (`image_inputs`)."""
-    x = _up(image, decoder.upscale_conv1, high_res[0] if high_res else None)
+def _masks(
+    decoder: Any, image: torch.Tensor, high_res: list[torch.Tensor], hyper: torch.Tensor, hw: tuple[int, int]
+) -> Any:
+    """The decoder's upscaling of the per-prompt image (P, N, C) and the masks' dot product
+    with `hyper` (P, M, C/8), one output offset at a time, then the masks (P, M, 4h, 4w)
+    in raster order for an (h, w) image embedding. Each offset's activations are a
+    sixteenth of the upscaled image's, so a call's working memory stays small whatever
+    the batch. `high_res` holds SAM 2's two levels as `image_inputs` gives them."""
     norm = decoder.upscale_layer_norm
-    x = decoder.activation(functional.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
-    return decoder.activation(_up(x, decoder.upscale_conv2, high_res[1] if high_res else None))
+    act = decoder.activation
+    coarse, fine = _offsets(decoder.upscale_conv1), _offsets(decoder.upscale_conv2)
+    pieces: dict[tuple[int, int], torch.Tensor] = {}
+    for i, (w1, b1) in enumerate(coarse):
+        x = image @ w1 + (high_res[0][i] + b1 if high_res else b1)
+        x = act(functional.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
+        for j, (w2, b2) in enumerate(fine):
+            y = act(x @ w2 + (high_res[1][4 * i + j] + b2 if high_res else b2))
+            pieces[(i, j)] = hyper @ y.transpose(-1, -2)  # (P, M, N)
+    # Offsets (a, b) then (a2, b2) put pixel (y, x)'s value at row 4y + 2a + a2, column
+    # 4x + 2b + b2: a 4x4 pixel shuffle whose channels run over (2a + a2, 2b + b2).
+    order = [
+        (2 * a + b, 2 * a2 + b2) for a in range(2) for a2 in range(2) for b in range(2) for b2 in range(2)
+    ]
+    p, m, _ = hyper.shape
+    stacked = torch.stack([pieces[key] for key in order], dim=2).reshape(p * m, 16, *hw)
+    return functional.pixel_shuffle(stacked, 4).reshape(p, m, 4 * hw[0], 4 * hw[1])
 
 
 def image_inputs(embeddings: Any) -> list[Any]:
     """The decoder graph's per-image inputs from `SamBackend.encode_pixels`'s payload (a
     tensor for SAM; SAM 2's list: two high-resolution levels, then the image embedding):
-    the image embedding, then SAM 2's levels rearranged once into the blocked order the
-    upscaling produces (coarser first). Made once per image, shared by every call."""
+    the image embedding, then SAM 2's levels rearranged once by output offset (`_blocked`,
+    coarser first). Made once per image, shared by every call."""
     tensors = list(embeddings) if isinstance(embeddings, list | tuple) else [embeddings]
     image = tensors[-1]
     h, w = image.shape[-2:]
@@ -177,17 +189,9 @@ def image_inputs(embeddings: Any) -> list[Any]:
     return [image] + [_blocked(f, h, w, i + 1) for i, f in enumerate(reversed(high_res))]
 
 
-def raster(masks: Any, h: int, w: int) -> Any:
-    """The graph's (P, 16hw, M) masks in blocked order -> (P, M, 4h, 4w) in raster order,
-    for an (h, w) image embedding."""
-    p, _, m = masks.shape
-    x = masks.reshape(p, h, w, 2, 2, 2, 2, m)  # y, x, then row/column offsets a, b, a2, b2
-    return x.permute(0, 7, 1, 3, 5, 2, 4, 6).reshape(p, m, 4 * h, 4 * w)
-
-
 class PromptBatchDecoder(nn.Module):
     """``(points (1, P, n, 2), labels (1, P, n), *image_inputs(payload)) ->
-    (masks (P, 16hw, 3) in blocked order (see `raster`), iou (P, 3))``: multimask point
+    (masks (P, 3, 4h, 4w), iou (P, 3))``: multimask point
     prompts through a transformers SAM or SAM 2 `model`'s prompt encoder and mask decoder."""
 
     def __init__(self, model: Any):
@@ -217,6 +221,6 @@ class PromptBatchDecoder(nn.Module):
             [decoder.output_hypernetworks_mlps[1 + i](tokens[0, :, first_mask + i, :]) for i in range(count)],
             dim=1,
         )  # (P, 3, C/8)
-        masks = _upscale(decoder, image_out, list(high_res)) @ hyper.transpose(-1, -2)
+        masks = _masks(decoder, image_out, list(high_res), hyper, (h, w))
         iou = decoder.iou_prediction_head(tokens[0, :, self.first_token, :])[:, 1:]
         return masks, iou

@@ -36,6 +36,7 @@ __all__ = [
     "release_weights",
     "resolve_backend",
     "session",
+    "shrink_arena",
 ]
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,8 @@ BACKENDS = ("auto", "torch", "onnx")
 # Bump when an export wrapper or the file layout changes: every cached export is then
 # made again. 2: weights in a separate ``<part>.data`` file (memory-mapped by ONNX Runtime)
 # and the CLIP text tower as one suffix graph (`clip_prefix.suffix_module`). 3: the mask
-# decoder from `prompt_batch.PromptBatchDecoder`.
-EXPORT_RECIPE = 3
+# decoder from `prompt_batch.PromptBatchDecoder`. 4: its upscaling one output offset at a time.
+EXPORT_RECIPE = 4
 
 
 def onnxruntime_version() -> str | None:
@@ -101,11 +102,13 @@ SESSION_SETTINGS: dict[str, Any] = {
 }
 
 
-def session(path: Path, prepack: bool = True) -> Any:
+def session(path: Path, prepack: bool = True, arena: bool = False) -> Any:
     """An ONNX Runtime CPU session on `path` with `SESSION_SETTINGS` and as many intra-op
     threads as PyTorch uses (the cores it was given). `prepack=False` keeps this session
     from pre-packing its weights: it then reads them from the memory-mapped data file, whose
-    pages count only once touched and stay reclaimable, like PyTorch's safetensors."""
+    pages count only once touched and stay reclaimable, like PyTorch's safetensors.
+    `arena=True` pools the session's activations between runs (fresh pages from the OS cost
+    a page fault each); its caller then gives them back with `shrink_arena()`'s options on a run."""
     import onnxruntime as ort
     import torch
 
@@ -120,11 +123,21 @@ def session(path: Path, prepack: bool = True) -> Any:
     options.intra_op_num_threads = max(1, torch.get_num_threads())
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    options.enable_cpu_mem_arena = bool(settings["enable_cpu_mem_arena"])
+    options.enable_cpu_mem_arena = arena or bool(settings["enable_cpu_mem_arena"])
     options.enable_mem_pattern = bool(settings["enable_mem_pattern"])
     if settings["disable_prepacking"] or not prepack:
         options.add_session_config_entry("session.disable_prepacking", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def shrink_arena() -> Any:
+    """Run options that give a session's pooled activations back to the OS at the end of
+    the run (for a session opened with ``arena=True``)."""
+    import onnxruntime as ort
+
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+    return options
 
 
 def export_module(

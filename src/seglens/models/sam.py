@@ -136,9 +136,10 @@ class SamBackend:
         """
         import torch
 
+        if self.runtime is not None and multimask and boxes is None:
+            return self.runtime.decode(payload, points, labels)  # in its own chunks
         prompts = (points if points is not None else boxes).shape[1]
-        on_runtime = self.runtime is not None and multimask and boxes is None
-        chunk = (self.runtime.decoder_chunk if on_runtime else self.decoder_chunk) or prompts
+        chunk = self.decoder_chunk or prompts
         if prompts > chunk:
             parts = [
                 self.decode(
@@ -151,8 +152,6 @@ class SamBackend:
                 for start in range(0, prompts, chunk)
             ]
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        if on_runtime:
-            return self.runtime.decode(payload, points, labels)
         kwargs: dict[str, Any] = {"multimask_output": multimask}
         if self.family == "sam-hq" and isinstance(payload, tuple):
             kwargs["image_embeddings"] = payload[0]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from seglens.models.loading import load_model
-from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs, raster
+from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs
 
 
 @pytest.fixture(scope="module", params=["tiny-sam", "tiny-sam2"])
@@ -32,9 +32,7 @@ def test_decoder_matches_transformers(backend, prompts, points):
         want = backend.model(
             image_embeddings=payload, input_points=coords, input_labels=labels, multimask_output=True
         )
-        blocked, iou = PromptBatchDecoder(backend.model).eval()(coords, labels, *image_inputs(payload))
-    h, w = (payload[-1] if isinstance(payload, list) else payload).shape[-2:]
-    masks = raster(blocked, h, w)
+        masks, iou = PromptBatchDecoder(backend.model).eval()(coords, labels, *image_inputs(payload))
     assert masks.shape == want.pred_masks[0].shape and iou.shape == want.iou_scores[0].shape
     scale = float(want.pred_masks.abs().max())
     assert float((masks - want.pred_masks[0]).abs().max()) <= 1e-4 * scale
@@ -54,8 +52,8 @@ def test_image_inputs_follow_the_payload(backend):
     assert not torch.equal(a[0], b[0])
     if backend.family == "sam2":
         h, w = a[0].shape[-2:]
-        assert a[1].shape == (h * w * 4, first[1].shape[1]) and a[2].shape == (h * w * 16, first[0].shape[1])
-        # The blocked order is a permutation of the level's values, channel by channel.
-        assert torch.equal(
-            a[2].sort(dim=0).values, first[0].reshape(first[0].shape[1], -1).T.sort(dim=0).values
-        )
+        assert a[1].shape == (4, h * w, first[1].shape[1]) and a[2].shape == (16, h * w, first[0].shape[1])
+        # Offset by offset: the fine level's offset (1, 0, 0, 1) (row 4y + 2 + 0, column
+        # 4x + 0 + 1) is the pixel grid taken from there with a stride of 4.
+        assert torch.equal(a[2][8 + 1].reshape(h, w, -1), first[0][0, :, 2::4, 1::4].permute(1, 2, 0))
+        assert torch.equal(a[1][2].reshape(h, w, -1), first[1][0, :, 1::2, 0::2].permute(1, 2, 0))
