@@ -9,6 +9,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("onnxruntime")
 
@@ -72,6 +73,40 @@ def test_mask_generation_matches_torch(name, encoder_on_runtime, models_dir, pho
     assert len(pairs) >= len(want) * 0.99
     assert max(abs(want.predicted_iou[i] - got.predicted_iou[j]) for i, j in pairs) <= 1e-3
     assert min(_iou(want.rles[i], got.rles[j]) for i, j in pairs) >= 0.99
+
+
+@pytest.mark.parametrize("name", ["tiny-sam", "tiny-sam2"])
+def test_mask_generation_with_the_iou_filter_matches_torch(name, models_dir, photos):
+    """With a predicted-IoU threshold the ONNX decoder graph upscales only the points with
+    a candidate above it (the others' logits are zeros): the regions are still torch's."""
+    from dataclasses import replace
+
+    torch_model = _load(name, models_dir, "torch")
+    onnx_model = _load(name, models_dir, "onnx")
+    image = np.ascontiguousarray(photos["coffee"][:200, :300])
+    every = torch_model.propose(image, PARAMS).regions
+    # A quarter of the candidates pass (the threshold is above 0: 0 or below filters nothing).
+    params = replace(PARAMS, pred_iou_thresh=float(np.quantile(every.predicted_iou, 0.75)))
+    assert params.pred_iou_thresh > 0
+    want = torch_model.propose(image, params).regions
+    got = onnx_model.propose(image, params).regions
+    assert 0 < len(want) < len(every)
+    assert abs(len(got) - len(want)) <= max(1, len(want) // 100)
+    pairs = _paired(want, got)
+    assert len(pairs) >= len(want) * 0.99
+    assert max(abs(want.predicted_iou[i] - got.predicted_iou[j]) for i, j in pairs) <= 1e-3
+    assert min(_iou(want.rles[i], got.rles[j]) for i, j in pairs) >= 0.99
+    # The graph did skip: points below the floor come back with zero logits.
+    prepared = onnx_model.prepare(image)
+    payload = onnx_model.encode_pixels(prepared.pixel_values)
+    points = torch.from_numpy(every.points_xy[:16].copy())[None, :, None, :]
+    labels = torch.ones(1, 16, 1, dtype=torch.int64)
+    full, iou = onnx_model.runtime.decode(payload, points, labels)
+    floored, _ = onnx_model.runtime.decode(payload, points, labels, params.pred_iou_thresh)
+    above = (iou > params.pred_iou_thresh).any(dim=1)
+    assert 0 < int(above.sum()) < 16
+    assert not floored[~above].any() and full[~above].any()
+    assert torch.allclose(floored[above], full[above], atol=1e-5 * float(full.abs().max()))
 
 
 def test_prompt_matches_torch(models_dir, photos):

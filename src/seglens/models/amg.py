@@ -8,6 +8,8 @@ Two things differ, and neither changes the result:
 
 - the predicted-IoU filter runs *before* the low-resolution logits are upscaled to the
   image size, so rejected candidates cost nothing (the pipeline upscales every candidate);
+  a backend may go further and skip the decoder's own upscaling for a point whose three
+  candidates all fail it (`iou_floor`; the ONNX backend does);
 - upscaling runs in small chunks, so peak memory stays flat whatever `points_per_batch`.
 
 SegLens also keeps generation-time NMS loose (`box_nms_thresh`, default 0.9) so that the
@@ -64,8 +66,18 @@ class MaskDecoderBackend(Protocol):
         """(N, 2) pixel coordinates of the original image → the encoder's input frame."""
         ...
 
-    def decode(self, payload: Any, points: Any, labels: Any, boxes: Any, multimask: bool) -> tuple[Any, Any]:
-        """Low-resolution mask logits and predicted IoUs of the prompts."""
+    def decode(
+        self,
+        payload: Any,
+        points: Any,
+        labels: Any,
+        boxes: Any,
+        multimask: bool,
+        iou_floor: float | None = None,
+    ) -> tuple[Any, Any]:
+        """Low-resolution mask logits and predicted IoUs of the prompts. A prompt whose
+        predicted IoUs are all at or below `iou_floor` may get zero logits (not computed):
+        the predicted-IoU filter drops its masks anyway."""
         ...
 
     def upscale(self, low_res: Any, original_hw: tuple[int, int], reshaped_hw: tuple[int, int]) -> Any:
@@ -170,7 +182,8 @@ def generate_regions(backend: MaskDecoderBackend, image: np.ndarray, params: Gen
             tick = time.perf_counter()
             pts = torch.from_numpy(batch)[None, :, None, :]
             labels = torch.ones((1, len(batch), 1), dtype=torch.int64)
-            low_res, iou = backend.decode(payload, pts, labels, None, multimask=True)
+            floor = params.pred_iou_thresh if params.pred_iou_thresh > 0.0 else None
+            low_res, iou = backend.decode(payload, pts, labels, None, multimask=True, iou_floor=floor)
             timings["mask_decoder"] += (time.perf_counter() - tick) * 1000
 
             tick = time.perf_counter()

@@ -154,17 +154,18 @@ class OnnxSamRuntime:
             names = _DECODER_INPUTS[: len(inputs)]
             dynamic = {"points": {1: "prompts", 2: "points"}, "labels": {1: "prompts", 2: "points"}}
             dynamic |= {"masks": {0: "prompts"}, "iou": {0: "prompts"}}
+            every = torch.tensor([float("-inf")])  # no IoU floor: every prompt's masks
             with torch.inference_mode():  # transformers' own forward pass is the reference
                 want_masks, want_iou = _decoder_module(model, len(tensors))(points, labels, *tensors)
             export_module(
                 PromptBatchDecoder(model).eval(),
-                (points, labels, *inputs),
+                (points, labels, every, *inputs),
                 path,
-                ["points", "labels", *names],
+                ["points", "labels", "iou_floor", *names],
                 ["masks", "iou"],
                 dynamic,
             )
-            feed = {"points": points.numpy(), "labels": labels.numpy()}
+            feed = {"points": points.numpy(), "labels": labels.numpy(), "iou_floor": every.numpy()}
             feed |= {name: t.numpy() for name, t in zip(names, inputs, strict=True)}
             masks, iou = session(path).run(None, feed)
             iou_diff = float(np.abs(want_iou[0].numpy() - iou).max())
@@ -193,9 +194,13 @@ class OnnxSamRuntime:
         outputs = [torch.from_numpy(o) for o in self.encoder.run(None, {"pixel_values": array})]
         return outputs if self.levels > 1 else outputs[0]
 
-    def decode(self, payload: Any, points: Any, labels: Any) -> tuple[Any, Any]:
+    def decode(
+        self, payload: Any, points: Any, labels: Any, iou_floor: float | None = None
+    ) -> tuple[Any, Any]:
         """All the prompts of `points` (1, P, n, 2) / `labels` (1, P, n), `decoder_chunk` a
-        call; the decoder's pooled activations are given back after the last call."""
+        call; the decoder's pooled activations are given back after the last call. A prompt
+        whose three predicted IoUs are all at or below `iou_floor` gets zero logits (the
+        graph skips its upscaling)."""
         import torch
 
         held, inputs = self._prepared
@@ -207,10 +212,12 @@ class OnnxSamRuntime:
         points = points.detach().float().cpu().numpy()
         labels = labels.detach().to(torch.int64).cpu().numpy()
         prompts = points.shape[1]
+        floor = np.asarray([-np.inf if iou_floor is None else iou_floor], np.float32)
         masks, iou = [], []
         for start in range(0, prompts, self.decoder_chunk):
             end = start + self.decoder_chunk
-            feed = {"points": points[:, start:end], "labels": labels[:, start:end]} | inputs
+            feed = {"points": points[:, start:end], "labels": labels[:, start:end], "iou_floor": floor}
+            feed |= inputs
             out = self.decoder.run(None, feed, shrink_arena() if end >= prompts else None)
             masks.append(torch.from_numpy(out[0]))
             iou.append(torch.from_numpy(out[1]))

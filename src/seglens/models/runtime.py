@@ -47,7 +47,8 @@ BACKENDS = ("auto", "torch", "onnx")
 # made again. 2: weights in a separate ``<part>.data`` file (memory-mapped by ONNX Runtime)
 # and the CLIP text tower as one suffix graph (`clip_prefix.suffix_module`). 3: the mask
 # decoder from `prompt_batch.PromptBatchDecoder`. 4: its upscaling one output offset at a time.
-EXPORT_RECIPE = 4
+# 5: its IoU floor (only the prompts above it are upscaled).
+EXPORT_RECIPE = 5
 
 
 def onnxruntime_version() -> str | None:

@@ -128,16 +128,25 @@ class SamBackend:
         with torch.inference_mode():
             return self.model.get_image_embeddings(pixel_values)
 
-    def decode(self, payload: Any, points: Any, labels: Any, boxes: Any, multimask: bool) -> tuple[Any, Any]:
+    def decode(
+        self,
+        payload: Any,
+        points: Any,
+        labels: Any,
+        boxes: Any,
+        multimask: bool,
+        iou_floor: float | None = None,
+    ) -> tuple[Any, Any]:
         """Prompts → ``(low_res_logits (P, M, h, w), iou (P, M))`` float32 tensors.
 
         `points` (1, P, N, 2) and `labels` (1, P, N) in the input frame, or None; `boxes`
-        (1, P, 4) or None.
+        (1, P, 4) or None. With `iou_floor`, a prompt whose predicted IoUs are all at or below
+        it may come back with zero logits (the ONNX runtime skips their upscaling).
         """
         import torch
 
         if self.runtime is not None and multimask and boxes is None:
-            return self.runtime.decode(payload, points, labels)  # in its own chunks
+            return self.runtime.decode(payload, points, labels, iou_floor)  # in its own chunks
         prompts = (points if points is not None else boxes).shape[1]
         chunk = self.decoder_chunk or prompts
         if prompts > chunk:

@@ -9,6 +9,8 @@ import torch
 from seglens.models.loading import load_model
 from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs
 
+EVERY = torch.tensor([float("-inf")])  # no IoU floor: every prompt is upscaled
+
 
 @pytest.fixture(scope="module", params=["tiny-sam", "tiny-sam2"])
 def backend(request, models_dir):
@@ -32,7 +34,7 @@ def test_decoder_matches_transformers(backend, prompts, points):
         want = backend.model(
             image_embeddings=payload, input_points=coords, input_labels=labels, multimask_output=True
         )
-        masks, iou = PromptBatchDecoder(backend.model).eval()(coords, labels, *image_inputs(payload))
+        masks, iou = PromptBatchDecoder(backend.model).eval()(coords, labels, EVERY, *image_inputs(payload))
     assert masks.shape == want.pred_masks[0].shape and iou.shape == want.iou_scores[0].shape
     scale = float(want.pred_masks.abs().max())
     assert float((masks - want.pred_masks[0]).abs().max()) <= 1e-4 * scale
@@ -40,6 +42,25 @@ def test_decoder_matches_transformers(backend, prompts, points):
     # Not a copy of one prompt's answer: the prompts' masks differ from each other.
     if prompts > 1:
         assert not torch.allclose(masks[0], masks[1])
+
+
+def test_decoder_upscales_only_prompts_above_the_iou_floor(backend):
+    """The prompts whose best predicted IoU is at or below the floor get zero masks; the
+    others get the masks they get with no floor, and every prompt gets its IoUs."""
+    payload, side = _embedding(backend, 0)
+    coords = torch.rand(1, 6, 1, 2, generator=torch.Generator().manual_seed(7)) * (side - 1)
+    labels = torch.ones(1, 6, 1, dtype=torch.int64)
+    decoder = PromptBatchDecoder(backend.model).eval()
+    with torch.inference_mode():
+        every, iou = decoder(coords, labels, EVERY, *image_inputs(payload))
+        best = iou.amax(dim=1)
+        floor = best.median()
+        masks, iou_floored = decoder(coords, labels, floor.reshape(1), *image_inputs(payload))
+    kept = best > floor
+    assert 0 < int(kept.sum()) < 6
+    assert torch.equal(iou_floored, iou)
+    assert not masks[~kept].any()
+    assert torch.allclose(masks[kept], every[kept], atol=1e-5 * float(every.abs().max()))
 
 
 def test_image_inputs_follow_the_payload(backend):
