@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from seglens.models.prompt_batch import PromptBatchDecoder, image_inputs
-from seglens.models.runtime import ExportCache, export_module, release_weights, session, shrink_arena
+from seglens.models.runtime import (
+    ExportCache,
+    export_module,
+    release_weights,
+    session,
+    shrink_arena,
+    trim_heap,
+)
 
 if TYPE_CHECKING:
     from seglens.models.sam import SamBackend
@@ -213,12 +220,18 @@ class OnnxSamRuntime:
         labels = labels.detach().to(torch.int64).cpu().numpy()
         prompts = points.shape[1]
         floor = np.asarray([-np.inf if iou_floor is None else iou_floor], np.float32)
-        masks, iou = [], []
+        h, w = inputs[_DECODER_INPUTS[0]].shape[-2:]
+        # The graph writes into these: no output is left in (and pins) the session's pool.
+        masks = np.empty((prompts, 3, 4 * h, 4 * w), np.float32)
+        iou = np.empty((prompts, 3), np.float32)
         for start in range(0, prompts, self.decoder_chunk):
-            end = start + self.decoder_chunk
+            end = min(start + self.decoder_chunk, prompts)
+            binding = self.decoder.io_binding()
             feed = {"points": points[:, start:end], "labels": labels[:, start:end], "iou_floor": floor}
-            feed |= inputs
-            out = self.decoder.run(None, feed, shrink_arena() if end >= prompts else None)
-            masks.append(torch.from_numpy(out[0]))
-            iou.append(torch.from_numpy(out[1]))
-        return torch.cat(masks), torch.cat(iou)
+            for name, array in (feed | inputs).items():
+                binding.bind_cpu_input(name, np.ascontiguousarray(array))
+            for name, out in (("masks", masks[start:end]), ("iou", iou[start:end])):
+                binding.bind_output(name, "cpu", 0, np.float32, list(out.shape), out.ctypes.data)
+            self.decoder.run_with_iobinding(binding, shrink_arena() if end == prompts else None)
+        trim_heap()  # what the pool gave back (a few ms)
+        return torch.from_numpy(masks), torch.from_numpy(iou)

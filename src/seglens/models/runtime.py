@@ -37,6 +37,7 @@ __all__ = [
     "resolve_backend",
     "session",
     "shrink_arena",
+    "trim_heap",
 ]
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,27 @@ def shrink_arena() -> Any:
     options = ort.RunOptions()
     options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
     return options
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the OS (glibc's ``malloc_trim``; elsewhere
+    nothing). ONNX Runtime's pooled activations, once freed, mostly land on the heap:
+    glibc serves allocations up to 32 MB from it once such blocks have been freed, and keeps
+    what is freed there."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        import ctypes
+        import ctypes.util
+
+        try:
+            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
+
+
+_malloc_trim: Any = None
 
 
 def export_module(
