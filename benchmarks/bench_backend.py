@@ -251,18 +251,23 @@ CHOICES = [
     "is as fast on PyTorch (3.9 vs 4.0 s) and peaked ~220 MB lower. The decoders run on ORT.",
     "- **CLIP's text tower is one suffix graph** on ORT: the shared-prefix path (new keywords) "
     "and whole texts (offset 0), so the PyTorch CLIP is released whole.",
-    "- **The mask decoder graph is exported from `models/prompt_batch.py`** (export recipe 3): "
+    "- **The mask decoder graph is exported from `models/prompt_batch.py`** (export recipe 5): "
     "the same function laid out for a batch of prompts, with the shared first block, the "
-    "reassociated attention and the blocked upscaling. It runs at 37-47 ms a prompt, against 64-78 ms "
-    "for transformers' graph on ORT (SAM 2.1 Hiera-T, 8 a call).",
-    "- Measured and not taken (docs/benchmarks.md, fourth pass):",
+    "reassociated attention, the upscaling one output offset at a time, and only the points "
+    "with a candidate above the predicted-IoU threshold upscaled. Its session pools "
+    "activations for a batch of prompts and gives them back after it (outputs written into the "
+    "caller's arrays). cpu-fast decoder 4.5-4.9 s against torch's 24-26 s in the same runs; "
+    "the fourth pass's graph took 10.4-11.4 s.",
+    "- Measured and not taken (docs/benchmarks.md, fourth and fifth passes):",
     "  - `torch.compile`: 33-34 ms a prompt on the same layout, but it needs a C++ compiler "
     "at run time and about 30 s of compiling per process;",
     "  - OpenVINO 2026.4: 1.1x ORT on the decoder, slower on CLIP;",
     "  - dynamic int8: the decoder was no faster and its masks changed (IoU min 0.77); the CLIP "
     "image tower was 1.3x faster at cosine 0.9998 on random weights, and is not built "
     "without a check on real weights;",
-    "  - the decoder's memory arena and glibc malloc thresholds: faster, but they cost peak RSS.",
+    "  - glibc malloc thresholds: faster, but they cost peak RSS;",
+    "  - the decoder as two graphs (IoUs, then upscaling): the second session cost what the "
+    "skip saved.",
     "- **CLIP's image tower does not pre-pack its weights** (`onnx_clip.IMAGE_TOWER_PREPACK`): it "
     "reads them from the memory-mapped data file, resident once touched, as PyTorch's are. This is "
     "as fast, and cpu-fast's one-image peak RSS came to 1456 MB against torch's 1473 MB (was +17%). "
