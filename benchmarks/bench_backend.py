@@ -266,8 +266,7 @@ CHOICES = [
     "image tower was 1.3x faster at cosine 0.9998 on random weights, and is not built "
     "without a check on real weights;",
     "  - glibc malloc thresholds: faster, but they cost peak RSS;",
-    "  - the decoder as two graphs (IoUs, then upscaling): the second session cost what the "
-    "skip saved.",
+    "  - the decoder as two graphs (IoUs, then upscaling): the second session cost what the skip saved.",
     "- **CLIP's image tower does not pre-pack its weights** (`onnx_clip.IMAGE_TOWER_PREPACK`): it "
     "reads them from the memory-mapped data file, resident once touched, as PyTorch's are. This is "
     "as fast, and cpu-fast's one-image peak RSS came to 1456 MB against torch's 1473 MB (was +17%). "

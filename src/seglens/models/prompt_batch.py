@@ -19,11 +19,12 @@ batch:
   stride-2 transposed convolution is four matrix products, one per (row, column) offset,
   so no per-prompt tensor is transposed, and each offset's upscaled activations go straight
   into the masks' dot product with the hypernetwork's output. A call's largest activations
-  are then a sixteenth of the upscaled image's (less memory per call, fewer pages to
-  fault in, more of them in cache). SAM 2's
-  high-resolution features are put in that order once per image (`image_inputs`), and the
-  three masks are put in raster order at the end, by one 4x4 pixel shuffle. The unused
-  single-mask token is not decoded.
+  are then a sixteenth of the upscaled image's (less memory per call, fewer pages to fault
+  in, more of them in cache). SAM 2's high-resolution features are put in that order once
+  per image (`image_inputs`), and the three masks are put in raster order at the end, by
+  one 4x4 pixel shuffle. The unused single-mask token is not decoded.
+- The predicted IoUs come before the upscaling, so only the prompts with a candidate above
+  `iou_floor` are upscaled: automatic mask generation would drop the others' masks.
 
 The result equals transformers' to float rounding: the tests pin it against transformers'
 module, and `onnx_sam` checks every export against transformers' forward pass. Exported to
