@@ -183,7 +183,7 @@ def bench_backends(
 
 def doc_lines(report: dict[str, Any]) -> list[str]:
     """The docs/benchmarks.md section for `bench_backends`' results."""
-    lines = ["", "## Inference backend: PyTorch eager vs ONNX Runtime (CPU, fp32)", ""]
+    lines = ["", "## Inference backend: PyTorch eager vs ONNX Runtime (CPU, fp32) -- issue 14", ""]
     lines += [
         "| | cpu-fast (SAM 2.1 Hiera-T) torch | onnx | SAM ViT-B torch | onnx |",
         "|---|---|---|---|---|",

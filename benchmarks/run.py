@@ -439,7 +439,43 @@ def write_doc(report: dict[str, Any]) -> None:
 
         lines += doc_lines(report["backends"])
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    DOC.write_text(merge_kept(DOC.read_text(), text) if DOC.exists() else text)
+
+
+KEPT_START = "<!-- kept by make bench: start -->"
+KEPT_END = "<!-- kept by make bench: end -->"
+
+
+def _sections(lines: list[str]) -> list[tuple[str, list[str]]]:
+    """Lines grouped under their "## " heading ("" before the first)."""
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    for line in lines:
+        if line.startswith("## "):
+            sections.append((line, []))
+        sections[-1][1].append(line)
+    return sections
+
+
+def merge_kept(old: str, new: str) -> str:
+    """The generated `new` docs/benchmarks.md with the hand-written blocks of `old` (from
+    `KEPT_START` to `KEPT_END`: measurements made by hand, choices and their history) put
+    back at the end of the "## " section they were in; a block whose section `new` lacks
+    goes at the end, under its old heading."""
+    kept: dict[str, list[str]] = {}
+    for heading, lines in _sections(old.splitlines()):
+        inside = False
+        for line in lines:
+            inside = inside or line.strip() == KEPT_START
+            if inside:
+                kept.setdefault(heading, []).append(line)
+            inside = inside and line.strip() != KEPT_END
+    out: list[str] = []
+    for heading, lines in _sections(new.splitlines()):
+        out += lines + (["", *kept.pop(heading)] if heading in kept else [])
+    for heading, block in kept.items():
+        out += ["", heading, "", *block]
+    return "\n".join(out) + "\n"
 
 
 def main() -> None:
