@@ -65,7 +65,7 @@ def test_decoder_upscales_only_prompts_above_the_iou_floor(backend):
 
 def test_image_inputs_follow_the_payload(backend):
     """Two images give two sets of inputs (the runtime keys them on the payload), and
-    SAM 2's high-resolution levels come in the blocked order, coarser first."""
+    SAM 2's high-resolution levels come laid out by output offset, coarser first."""
     first, _ = _embedding(backend, 0)
     second, _ = _embedding(backend, 1)
     a, b = image_inputs(first), image_inputs(second)
