@@ -17,6 +17,7 @@ runtime is attached (`SamBackend.runtime`, `ClipEmbedder.runtime`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -84,6 +85,9 @@ def resolve_backend(backend: str | None, device: str) -> str:
 # ONNX Runtime session settings (docs/benchmarks.md, backend section, has the measurements).
 # - The CPU memory arena keeps the largest activations ever seen allocated for the
 #   session's life (cpu-fast, one encode + 64 prompts: peak 3.2 GB with it, 2.0 GB without).
+#   The mask decoder is the exception (`session(arena=True)`): it gives its pool back after
+#   each batch of prompts (`shrink_arena`, `trim_heap`), and pooling within the batch saves
+#   a page fault per fresh page (`onnx_sam.DECODER_CHUNK`).
 # - Pre-packing (a packed copy of the matmul weights) stays on: with the weights in an
 #   external data file it does not keep a second copy, and without it the kernels are slower.
 #   CLIP's image tower is the exception (`session(prepack=False)`, see
@@ -147,20 +151,20 @@ def trim_heap() -> None:
     nothing). ONNX Runtime's pooled activations, once freed, mostly land on the heap:
     glibc serves allocations up to 32 MB from it once such blocks have been freed, and keeps
     what is freed there."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        import ctypes
-        import ctypes.util
-
-        try:
-            _malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_malloc_trim: Any = None
+@functools.cache
+def _malloc_trim() -> Any:
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def export_module(
